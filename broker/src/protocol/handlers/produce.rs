@@ -1,0 +1,127 @@
+//! Produce: validate and append each partition's batches, all partitions of a request at once so the storage
+//! threads can commit them together, and answer with base offsets (or nothing, for acks=0).
+
+use futures::future::join_all;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::ResponseError;
+
+use super::{str_bytes, topic_name};
+use crate::cluster::topic_name as names;
+use crate::protocol::dispatch::{Reply, RequestContext};
+use crate::protocol::errors::log_error_code;
+
+struct Outcome {
+    index: i32,
+    error: Option<(ResponseError, String)>,
+    base_offset: i64,
+    log_append_time: i64,
+    log_start_offset: i64,
+}
+
+impl Outcome {
+    fn failed(index: i32, code: ResponseError, message: impl Into<String>) -> Self {
+        Outcome {
+            index,
+            error: Some((code, message.into())),
+            base_offset: -1,
+            log_append_time: -1,
+            log_start_offset: -1,
+        }
+    }
+}
+
+pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Reply {
+    let s = &ctx.state;
+    let acks = request.acks;
+    let mut response_topics = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = topic.name.0.as_str().to_string();
+        let outcomes: Vec<Outcome> = if !(acks == -1 || acks == 0 || acks == 1) {
+            topic
+                .partition_data
+                .iter()
+                .map(|p| Outcome::failed(p.index, ResponseError::InvalidRequiredAcks, format!("acks={acks}")))
+                .collect()
+        } else if let Err(reason) = names::validate(&name) {
+            topic
+                .partition_data
+                .iter()
+                .map(|p| Outcome::failed(p.index, ResponseError::InvalidTopicException, &reason))
+                .collect()
+        } else if names::is_internal(&name) {
+            topic
+                .partition_data
+                .iter()
+                .map(|p| {
+                    Outcome::failed(
+                        p.index,
+                        ResponseError::InvalidTopicException,
+                        format!("cannot produce to internal topic {name}"),
+                    )
+                })
+                .collect()
+        } else {
+            if s.metadata.topic(&name).is_none() {
+                if let Err(e) = s.controller.auto_create(&name).await {
+                    tracing::warn!(topic = %name, error = %e, "auto-create on produce failed");
+                }
+            }
+            let appends = topic.partition_data.into_iter().map(|p| {
+                let partition = s.replicas.partition(&name, p.index);
+                async move {
+                    let Some(partition) = partition else {
+                        return Outcome::failed(p.index, ResponseError::UnknownTopicOrPartition, "unknown partition");
+                    };
+                    let Some(records) = p.records else {
+                        return Outcome::failed(p.index, ResponseError::CorruptMessage, "no records");
+                    };
+                    match partition.log.append_as_leader(records, partition.leader_epoch).await {
+                        Ok(info) => Outcome {
+                            index: p.index,
+                            error: None,
+                            base_offset: info.first_offset,
+                            log_append_time: info.log_append_time,
+                            log_start_offset: info.log_start_offset,
+                        },
+                        Err(e) => {
+                            tracing::debug!(partition = %partition.tp, error = %e, "produce refused");
+                            Outcome::failed(p.index, log_error_code(&e), e.to_string())
+                        }
+                    }
+                }
+            });
+            join_all(appends).await
+        };
+        let partitions = outcomes
+            .into_iter()
+            .map(|o| {
+                let mut r = PartitionProduceResponse::default()
+                    .with_index(o.index)
+                    .with_base_offset(o.base_offset)
+                    .with_log_append_time_ms(o.log_append_time)
+                    .with_log_start_offset(o.log_start_offset);
+                if let Some((code, message)) = o.error {
+                    r = r.with_error_code(code.code()).with_error_message(Some(str_bytes(message)));
+                }
+                r
+            })
+            .collect();
+        response_topics
+            .push(TopicProduceResponse::default().with_name(topic_name(&name)).with_partition_responses(partitions));
+    }
+    if acks == 0 {
+        // The client expects no answer; Kafka closes the connection when an acks=0 produce fails so the client
+        // notices through its next metadata refresh.
+        let failed = response_topics
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.error_code != 0)
+            .map(|p| p.error_code);
+        return match failed {
+            Some(code) => Reply::Close(format!("acks=0 produce failed with error {code}")),
+            None => Reply::NoResponse,
+        };
+    }
+    Reply::Response(ResponseKind::Produce(ProduceResponse::default().with_responses(response_topics)))
+}

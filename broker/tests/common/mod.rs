@@ -1,0 +1,180 @@
+//! Shared set-up for the broker's integration tests: a real broker in-process on a free port, and real
+//! librdkafka clients (through rdkafka) pointed at it.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use spate_broker::{Broker, BrokerConfig};
+use tempfile::TempDir;
+
+pub struct TestBroker {
+    pub broker: Option<Broker>,
+    pub dir: TempDir,
+    pub bootstrap: String,
+}
+
+impl TestBroker {
+    pub async fn start() -> TestBroker {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = BrokerConfig::for_tests(dir.path());
+        tune(&mut config);
+        let broker = Broker::start(config).await.expect("broker starts");
+        let bootstrap = broker.bootstrap_servers();
+        TestBroker { broker: Some(broker), dir, bootstrap }
+    }
+
+    /// Shuts down cleanly and starts again on the same data dir (and a new port).
+    pub async fn restart(&mut self, tune: impl FnOnce(&mut BrokerConfig)) {
+        if let Some(b) = self.broker.take() {
+            b.shutdown().await.expect("clean shutdown");
+        }
+        let mut config = BrokerConfig::for_tests(self.dir.path());
+        tune(&mut config);
+        let broker = Broker::start(config).await.expect("broker restarts");
+        self.bootstrap = broker.bootstrap_servers();
+        self.broker = Some(broker);
+    }
+
+    pub fn admin(&self) -> AdminClient<DefaultClientContext> {
+        ClientConfig::new().set("bootstrap.servers", &self.bootstrap).create().expect("admin client")
+    }
+
+    pub fn producer(&self, extra: &[(&str, &str)]) -> FutureProducer {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap).set("linger.ms", "5").set("acks", "all");
+        for (k, v) in extra {
+            c.set(*k, *v);
+        }
+        c.create().expect("producer")
+    }
+
+    pub fn consumer(&self, extra: &[(&str, &str)]) -> BaseConsumer {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", format!("t-{}", uuid_like()))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false");
+        for (k, v) in extra {
+            c.set(*k, *v);
+        }
+        c.create().expect("consumer")
+    }
+
+    pub async fn create_topic(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            t = t.set(k, v);
+        }
+        let res = self.admin().create_topics(&[t], &AdminOptions::new()).await.expect("create_topics");
+        for r in res {
+            r.expect("topic created");
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(b) = self.broker.take() {
+            b.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+pub fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    format!("{:x}{}", t, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Sends `(key, value)` records and waits for every delivery; returns (partition, offset) per record.
+pub async fn produce(p: &FutureProducer, topic: &str, records: &[(Option<&str>, String)]) -> Vec<(i32, i64)> {
+    let mut futures = Vec::new();
+    for (k, v) in records {
+        let mut r = FutureRecord::to(topic).payload(v.as_bytes());
+        if let Some(k) = k {
+            r = r.key(k.as_bytes());
+        }
+        futures.push(p.send(r, Duration::from_secs(30)));
+    }
+    let mut out = Vec::new();
+    for f in futures {
+        let delivered = f.await.expect("delivered");
+        out.push((delivered.partition, delivered.offset));
+    }
+    out
+}
+
+/// Reads `n` messages from the given partitions from offset 0, with a deadline.
+pub fn consume(c: &BaseConsumer, topic: &str, partitions: &[i32], n: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning).expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let deadline = std::time::Instant::now() + timeout;
+    let mut got = Vec::new();
+    while got.len() < n && std::time::Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(200)) {
+            let m: BorrowedMessage = m.expect("no consume error");
+            got.push(m.detach());
+        }
+    }
+    got
+}
+
+pub fn value_str(m: &OwnedMessage) -> String {
+    String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string()
+}
+
+/// Sends raw bytes on a new connection and returns whatever comes back before the peer closes or 2 s pass.
+pub fn raw_exchange(bootstrap: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(bootstrap).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                // One response is all these tests wait for.
+                if out.len() >= 4 {
+                    let len = i32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize;
+                    if out.len() >= 4 + len {
+                        break;
+                    }
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// A request frame with a v1 header (api key, version, correlation id, client id "raw").
+pub fn frame(api_key: i16, version: i16, correlation: i32, body: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::new();
+    msg.extend_from_slice(&api_key.to_be_bytes());
+    msg.extend_from_slice(&version.to_be_bytes());
+    msg.extend_from_slice(&correlation.to_be_bytes());
+    msg.extend_from_slice(&3i16.to_be_bytes());
+    msg.extend_from_slice(b"raw");
+    msg.extend_from_slice(body);
+    let mut out = (msg.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&msg);
+    out
+}
