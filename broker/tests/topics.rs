@@ -206,3 +206,30 @@ async fn topics_and_configs_survive_a_restart() {
     assert_eq!(state.replicas.partitions_of("kept").len(), 3);
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_defaults_change_at_run_time_and_persist() {
+    let mut b = TestBroker::start().await;
+    b.create_topic("inherits", 1, &[]).await;
+    let admin = b.admin();
+    admin
+        .alter_configs(&[AlterConfig::new(ResourceSpecifier::Broker(1)).set("log.retention.ms", "123000")], &opts())
+        .await
+        .unwrap();
+    let topic_retention = |b: &TestBroker| {
+        let state = b.broker.as_ref().unwrap().state().clone();
+        state.replicas.partition("inherits", 0).unwrap().log.config().retention_ms
+    };
+    assert_eq!(topic_retention(&b), 123000, "a topic without an override follows the new broker default");
+    let d = admin.describe_configs(&[ResourceSpecifier::Broker(1)], &opts()).await.unwrap();
+    let r = d.into_iter().next().unwrap().unwrap();
+    let entry = r.get("log.retention.ms").unwrap();
+    assert_eq!(entry.value.as_deref(), Some("123000"));
+    assert_eq!(entry.source, ConfigSource::DynamicBroker);
+    // A static setting cannot change at run time; the refusal leaves everything as it was.
+    admin.alter_configs(&[AlterConfig::new(ResourceSpecifier::Broker(1)).set("node.id", "7")], &opts()).await.unwrap();
+    b.restart(|_| {}).await;
+    assert_eq!(topic_retention(&b), 123000, "run-time broker configs survive a restart");
+    assert_eq!(b.broker.as_ref().unwrap().state().config.node_id, 1);
+    b.shutdown().await;
+}

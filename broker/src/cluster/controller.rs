@@ -10,14 +10,19 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use parking_lot::RwLock;
+
 use super::metadata::{MetadataError, MetadataStore, TopicMetadata};
 use super::replica_manager::ReplicaManager;
-use super::{topic_config, topic_name};
+use super::{dynamic_broker_config, topic_config, topic_name};
 use crate::config::BrokerConfig;
 
 /// Creates, deletes, grows and reconfigures topics.
 pub struct Controller {
+    /// The configuration the broker started with.
     broker: Arc<BrokerConfig>,
+    /// `broker` with the run-time broker config overrides applied: the defaults topics inherit.
+    effective: RwLock<Arc<BrokerConfig>>,
     metadata: Arc<MetadataStore>,
     replicas: Arc<ReplicaManager>,
 }
@@ -33,7 +38,47 @@ pub struct NewTopic {
 
 impl Controller {
     pub fn new(broker: Arc<BrokerConfig>, metadata: Arc<MetadataStore>, replicas: Arc<ReplicaManager>) -> Controller {
-        Controller { broker, metadata, replicas }
+        let overrides = metadata.broker_configs();
+        let effective = match dynamic_broker_config::apply(&broker, &overrides) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring stored run-time broker configs");
+                broker.clone()
+            }
+        };
+        Controller { broker, effective: RwLock::new(effective), metadata, replicas }
+    }
+
+    /// The broker configuration in force: start-up settings plus run-time changes.
+    pub fn effective_config(&self) -> Arc<BrokerConfig> {
+        self.effective.read().clone()
+    }
+
+    /// Replaces the run-time broker config overrides (or only validates them) and applies the new defaults to
+    /// every topic that does not override them.
+    pub async fn set_broker_configs(
+        &self,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        let next = dynamic_broker_config::apply(&self.broker, &overrides).map_err(MetadataError::InvalidConfig)?;
+        if validate_only {
+            return Ok(());
+        }
+        let stored = overrides.clone();
+        self.metadata
+            .update_broker_configs(|current| {
+                *current = stored;
+                Ok(())
+            })
+            .await?;
+        let next = Arc::new(next);
+        *self.effective.write() = next.clone();
+        for t in self.metadata.topics() {
+            self.replicas.update_topic_config(&t.name, &topic_config::log_config(&next, &t.configs));
+        }
+        tracing::info!(?overrides, "updated run-time broker configs");
+        Ok(())
     }
 
     pub fn metadata(&self) -> &Arc<MetadataStore> {
@@ -48,7 +93,7 @@ impl Controller {
     pub async fn load(&self) -> Result<(), MetadataError> {
         let topics = self.metadata.topics();
         for t in &topics {
-            let config = topic_config::log_config(&self.broker, &t.configs);
+            let config = topic_config::log_config(&self.effective_config(), &t.configs);
             self.replicas.host_topic(&t.name, t.topic_id, t.partitions, &config).await?;
         }
         let logs = self.replicas.log_manager();
@@ -112,7 +157,7 @@ impl Controller {
                 Ok(())
             })
             .await?;
-        let config = topic_config::log_config(&self.broker, &meta.configs);
+        let config = topic_config::log_config(&self.effective_config(), &meta.configs);
         self.replicas.host_topic(&meta.name, meta.topic_id, meta.partitions, &config).await?;
         tracing::info!(topic = %meta.name, partitions = meta.partitions, topic_id = %meta.topic_id, "created topic");
         Ok(meta)
@@ -175,7 +220,7 @@ impl Controller {
                 Ok(t.clone())
             })
             .await?;
-        let config = topic_config::log_config(&self.broker, &updated.configs);
+        let config = topic_config::log_config(&self.effective_config(), &updated.configs);
         self.replicas.host_topic(name, updated.topic_id, count, &config).await?;
         tracing::info!(topic = %name, partitions = count, "grew topic");
         Ok(())
@@ -203,7 +248,7 @@ impl Controller {
                 Ok(())
             })
             .await?;
-        self.replicas.update_topic_config(name, &topic_config::log_config(&self.broker, &configs));
+        self.replicas.update_topic_config(name, &topic_config::log_config(&self.effective_config(), &configs));
         tracing::info!(topic = %name, "updated topic configs");
         Ok(())
     }

@@ -54,9 +54,12 @@ pub struct TopicMetadata {
     pub configs: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Image {
     topics: BTreeMap<String, TopicMetadata>,
+    /// Broker configs changed at run time (AlterConfigs on the broker), under Kafka's names.
+    #[serde(default)]
+    broker_configs: BTreeMap<String, String>,
 }
 
 /// The persistent topic registry. Reads are lock-free in practice (a read lock); writes persist before they
@@ -134,15 +137,34 @@ impl MetadataStore {
         self.image.read().topics.keys().cloned().collect()
     }
 
-    /// Applies `change` to a copy of the image, persists the copy, then makes it visible. Changes are serialised.
+    /// Broker configs set at run time.
+    pub fn broker_configs(&self) -> BTreeMap<String, String> {
+        self.image.read().broker_configs.clone()
+    }
+
+    /// Applies `change` to a copy of the topics, persists the copy, then makes it visible. Changes are serialised.
     pub async fn update<T>(
         &self,
         change: impl FnOnce(&mut BTreeMap<String, TopicMetadata>) -> Result<T, MetadataError>,
     ) -> Result<T, MetadataError> {
+        self.update_image(|image| change(&mut image.topics)).await
+    }
+
+    /// Like [`MetadataStore::update`], for the run-time broker configs.
+    pub async fn update_broker_configs<T>(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<T, MetadataError>,
+    ) -> Result<T, MetadataError> {
+        self.update_image(|image| change(&mut image.broker_configs)).await
+    }
+
+    async fn update_image<T>(
+        &self,
+        change: impl FnOnce(&mut Image) -> Result<T, MetadataError>,
+    ) -> Result<T, MetadataError> {
         let _guard = self.write_lock.lock().await;
-        let mut topics = self.image.read().topics.clone();
-        let out = change(&mut topics)?;
-        let next = Image { topics };
+        let mut next = self.image.read().clone();
+        let out = change(&mut next)?;
         let bytes = serde_json::to_vec_pretty(&next).map_err(|e| MetadataError::Persist {
             path: self.dir.join(METADATA_FILE),
             source: std::io::Error::other(e),

@@ -4,6 +4,7 @@
 //! and fetch.
 
 pub mod controller;
+pub mod dynamic_broker_config;
 pub mod metadata;
 pub mod replica_manager;
 pub mod topic_config;

@@ -27,7 +27,7 @@ impl RequestContext {
 
 /// What to do after handling a request.
 pub enum Reply {
-    Response(ResponseKind),
+    Response(Box<ResponseKind>),
     /// acks=0 produce: Kafka sends nothing back.
     NoResponse,
     /// Kafka answers some failures by closing the connection (e.g. a failed acks=0 produce).
@@ -36,7 +36,7 @@ pub enum Reply {
 
 impl From<ResponseKind> for Reply {
     fn from(r: ResponseKind) -> Self {
-        Reply::Response(r)
+        Reply::Response(Box::new(r))
     }
 }
 

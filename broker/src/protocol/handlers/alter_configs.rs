@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
+use crate::cluster::MetadataError;
 use crate::protocol::dispatch::RequestContext;
 use crate::protocol::errors::metadata_error_code;
 
@@ -43,7 +44,25 @@ pub async fn handle(ctx: &RequestContext, request: AlterConfigsRequest) -> Alter
                     }
                 }
             }
-            RESOURCE_BROKER => broker_configs_are_static(base),
+            RESOURCE_BROKER => {
+                let mut overrides = BTreeMap::new();
+                for c in &r.configs {
+                    if let Some(v) = &c.value {
+                        overrides.insert(c.name.as_str().to_string(), v.as_str().to_string());
+                    }
+                }
+                match check_broker_resource(ctx, r.resource_name.as_str()) {
+                    Err(e) => base
+                        .with_error_code(metadata_error_code(&e).code())
+                        .with_error_message(Some(str_bytes(e.to_string()))),
+                    Ok(()) => match s.controller.set_broker_configs(overrides, request.validate_only).await {
+                        Ok(()) => base,
+                        Err(e) => base
+                            .with_error_code(metadata_error_code(&e).code())
+                            .with_error_message(Some(str_bytes(e.to_string()))),
+                    },
+                }
+            }
             other => base
                 .with_error_code(ResponseError::InvalidRequest.code())
                 .with_error_message(Some(str_bytes(format!("Unsupported resource type {other}")))),
@@ -53,9 +72,14 @@ pub async fn handle(ctx: &RequestContext, request: AlterConfigsRequest) -> Alter
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-/// Broker settings come from `spate.toml`, the environment and flags at start-up.
-pub(crate) fn broker_configs_are_static(base: AlterConfigsResourceResponse) -> AlterConfigsResourceResponse {
-    base.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(str_bytes(
-        "Spate broker configs are static: set them in spate.toml, SPATE_BROKER_* or flags and restart",
-    )))
+/// A broker resource names this node, or "" for the cluster-wide default (the same thing on one node).
+pub(crate) fn check_broker_resource(ctx: &RequestContext, name: &str) -> Result<(), MetadataError> {
+    if name.is_empty() || name == ctx.state.config.node_id.to_string() {
+        Ok(())
+    } else {
+        Err(MetadataError::InvalidRequest(format!(
+            "Unexpected broker id, expected {} or empty string, but received {name}",
+            ctx.state.config.node_id
+        )))
+    }
 }

@@ -85,13 +85,14 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
         let new_topic = NewTopic { name: name.clone(), partitions, replication_factor, configs };
         match s.controller.create_topic(new_topic, request.validate_only).await {
             Ok(meta) => {
+                let effective = s.controller.effective_config();
                 let described = topic_config::TOPIC_CONFIGS
                     .iter()
                     .map(|def| {
                         let set = meta.configs.contains_key(def.name);
                         CreatableTopicConfigs::default()
                             .with_name(str_bytes(def.name))
-                            .with_value(Some(str_bytes(topic_config::effective_value(&s.config, &meta.configs, def))))
+                            .with_value(Some(str_bytes(topic_config::effective_value(&effective, &meta.configs, def))))
                             .with_read_only(false)
                             .with_config_source(if set { SOURCE_TOPIC_CONFIG } else { SOURCE_DEFAULT_CONFIG })
                             .with_is_sensitive(false)

@@ -8,16 +8,20 @@ use kafka_protocol::ResponseError;
 
 use super::create_topics::{SOURCE_DEFAULT_CONFIG, SOURCE_TOPIC_CONFIG};
 use super::str_bytes;
+use crate::cluster::dynamic_broker_config;
 use crate::cluster::topic_config::{self, ConfigType};
 use crate::config::BrokerConfig;
 use crate::protocol::dispatch::RequestContext;
 
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
 pub(crate) const RESOURCE_BROKER: i8 = 4;
+const SOURCE_DYNAMIC_BROKER_CONFIG: i8 = 2;
 const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
 
 pub fn handle(ctx: &RequestContext, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let s = &ctx.state;
+    let effective = s.controller.effective_config();
+    let dynamic = s.metadata.broker_configs();
     let results = request
         .resources
         .into_iter()
@@ -39,7 +43,7 @@ pub fn handle(ctx: &RequestContext, request: DescribeConfigsRequest) -> Describe
                             .iter()
                             .filter(|d| wanted(d.name))
                             .map(|def| {
-                                let value = topic_config::effective_value(&s.config, &t.configs, def);
+                                let value = topic_config::effective_value(&effective, &t.configs, def);
                                 let set = t.configs.contains_key(def.name);
                                 let mut synonyms = Vec::new();
                                 if request.include_synonyms {
@@ -52,11 +56,16 @@ pub fn handle(ctx: &RequestContext, request: DescribeConfigsRequest) -> Describe
                                         );
                                     }
                                     if let Some(syn) = def.broker_synonym {
+                                        let source = if dynamic.contains_key(syn) {
+                                            SOURCE_DYNAMIC_BROKER_CONFIG
+                                        } else {
+                                            SOURCE_DEFAULT_CONFIG
+                                        };
                                         synonyms.push(
                                             DescribeConfigsSynonym::default()
                                                 .with_name(str_bytes(syn))
-                                                .with_value(Some(str_bytes(def.default_value(&s.config))))
-                                                .with_source(SOURCE_DEFAULT_CONFIG),
+                                                .with_value(Some(str_bytes(def.default_value(&effective))))
+                                                .with_source(source),
                                         );
                                     }
                                 }
@@ -80,15 +89,20 @@ pub fn handle(ctx: &RequestContext, request: DescribeConfigsRequest) -> Describe
                             str_bytes(format!("Unexpected broker id, expected {}", s.config.node_id)),
                         ));
                     }
-                    let configs = broker_configs(&s.config)
+                    let configs = broker_configs(&effective)
                         .into_iter()
                         .filter(|(n, _, _)| wanted(n))
                         .map(|(n, v, ty)| {
+                            let source = if dynamic.contains_key(&n) {
+                                SOURCE_DYNAMIC_BROKER_CONFIG
+                            } else {
+                                SOURCE_STATIC_BROKER_CONFIG
+                            };
                             DescribeConfigsResourceResult::default()
+                                .with_read_only(!dynamic_broker_config::is_dynamic(&n))
                                 .with_name(str_bytes(n))
                                 .with_value(Some(str_bytes(v)))
-                                .with_read_only(true)
-                                .with_config_source(SOURCE_STATIC_BROKER_CONFIG)
+                                .with_config_source(source)
                                 .with_is_sensitive(false)
                                 .with_config_type(ty as i8)
                         })

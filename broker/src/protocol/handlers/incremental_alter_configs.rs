@@ -46,13 +46,33 @@ pub async fn handle(ctx: &RequestContext, request: IncrementalAlterConfigsReques
                     }
                 }
             },
-            RESOURCE_BROKER => {
-                let response = super::alter_configs::broker_configs_are_static(
-                    kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default(),
-                );
-                responses.push(base.with_error_code(response.error_code).with_error_message(response.error_message));
-                continue;
-            }
+            RESOURCE_BROKER => match super::alter_configs::check_broker_resource(ctx, &name) {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    let mut overrides = s.metadata.broker_configs();
+                    let mut result = Ok(());
+                    for c in &r.configs {
+                        let key = c.name.as_str().to_string();
+                        match (c.config_operation, &c.value) {
+                            (OP_SET, Some(v)) => {
+                                overrides.insert(key, v.as_str().to_string());
+                            }
+                            (OP_DELETE, _) => {
+                                overrides.remove(&key);
+                            }
+                            (op, _) => {
+                                result = Err(MetadataError::InvalidRequest(format!(
+                                    "Operation {op} is not valid for broker config {key}"
+                                )));
+                            }
+                        }
+                    }
+                    match result {
+                        Ok(()) => s.controller.set_broker_configs(overrides, request.validate_only).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            },
             other => Err(MetadataError::InvalidRequest(format!("Unsupported resource type {other}"))),
         };
         responses.push(match outcome {

@@ -123,5 +123,5 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Reply {
             None => Reply::NoResponse,
         };
     }
-    Reply::Response(ResponseKind::Produce(ProduceResponse::default().with_responses(response_topics)))
+    Reply::Response(Box::new(ResponseKind::Produce(ProduceResponse::default().with_responses(response_topics))))
 }
