@@ -1,6 +1,8 @@
 //! Data survives restarts, kill -9 and damaged files: what was acknowledged (with fsync per produce) is there
 //! after the broker comes back, and a torn or corrupt tail is cut, never served.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

@@ -2,6 +2,9 @@
 //! and appends work again once space is freed. Uses a real 2 MiB tmpfs (`mount -t tmpfs -o size=2m`), which needs
 //! root; where mounting is refused the test prints why and passes without running.
 
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

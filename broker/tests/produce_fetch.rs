@@ -1,6 +1,8 @@
 //! Produce and fetch through librdkafka: ordering, keys and headers, every compression codec, acks levels, size
 //! limits, timestamps, offset look-ups and long polling.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! Bad bytes on the wire: the broker drops the offender, never allocates from a hostile length, and keeps
 //! serving everyone else.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Topic administration through librdkafka's admin client: create, describe, alter, grow, delete, and the
 //! errors Kafka gives for each mistake.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

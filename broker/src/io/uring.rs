@@ -220,7 +220,7 @@ mod tests {
             })
             .collect();
         assert!(exec.write_all(&jobs).iter().all(|r| r.is_ok()));
-        assert!(exec.sync_all(&[file.clone()]).iter().all(|r| r.is_ok()));
+        assert!(exec.sync_all(std::slice::from_ref(&file)).iter().all(|r| r.is_ok()));
         let mut buf = vec![0u8; 60_000];
         file.read_exact_at(&mut buf, 0).unwrap();
         assert_eq!(buf[59_999], (599 % 250) as u8);
