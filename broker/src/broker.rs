@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{Controller, MetadataError, MetadataStore, ReplicaManager};
+use crate::cluster::{Controller, MetadataError, MetadataStore, ProducerIdManager, ReplicaManager};
 use crate::config::BrokerConfig;
 use crate::coordinator::Coordinators;
 use crate::log::{LogError, LogManager, LogManagerOptions};
@@ -41,6 +41,7 @@ pub struct BrokerState {
     pub metadata: Arc<MetadataStore>,
     pub replicas: Arc<ReplicaManager>,
     pub controller: Controller,
+    pub producer_ids: ProducerIdManager,
     pub coordinators: Coordinators,
     /// Flips to true when the broker begins shutting down; long polls return early.
     pub shutdown: watch::Receiver<bool>,
@@ -104,6 +105,7 @@ impl Broker {
         }
         let (advertised_host, advertised_port) = advertised(&config, local_addr)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let metadata_for_ids = metadata.clone();
         let coordinators = Coordinators::new(config.clone(), metadata.clone(), replicas.clone());
         let state = Arc::new(BrokerState {
             config: config.clone(),
@@ -112,6 +114,7 @@ impl Broker {
             metadata,
             replicas,
             controller,
+            producer_ids: ProducerIdManager::new(metadata_for_ids),
             coordinators,
             shutdown: shutdown_rx,
             connections: connection::ConnectionTracker::default(),

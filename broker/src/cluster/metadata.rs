@@ -60,6 +60,9 @@ struct Image {
     /// Broker configs changed at run time (AlterConfigs on the broker), under Kafka's names.
     #[serde(default)]
     broker_configs: BTreeMap<String, String>,
+    /// First producer id not yet handed out in a block (ids below it may be in use; never reuse them).
+    #[serde(default)]
+    next_producer_id_block: i64,
 }
 
 /// The persistent topic registry. Reads are lock-free in practice (a read lock); writes persist before they
@@ -156,6 +159,17 @@ impl MetadataStore {
         change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<T, MetadataError>,
     ) -> Result<T, MetadataError> {
         self.update_image(|image| change(&mut image.broker_configs)).await
+    }
+
+    /// Reserves the next block of `size` producer ids and returns its first id. Persisted before it is
+    /// returned, so a restart never hands out an id twice.
+    pub async fn allocate_producer_id_block(&self, size: i64) -> Result<i64, MetadataError> {
+        self.update_image(|image| {
+            let start = image.next_producer_id_block;
+            image.next_producer_id_block = start + size;
+            Ok(start)
+        })
+        .await
     }
 
     async fn update_image<T>(

@@ -6,10 +6,12 @@
 pub mod controller;
 pub mod dynamic_broker_config;
 pub mod metadata;
+pub mod producer_id_manager;
 pub mod replica_manager;
 pub mod topic_config;
 pub mod topic_name;
 
 pub use controller::{Controller, NewTopic};
 pub use metadata::{MetadataError, MetadataStore, TopicMetadata};
+pub use producer_id_manager::ProducerIdManager;
 pub use replica_manager::ReplicaManager;

@@ -218,6 +218,7 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         flush_messages: long("flush.messages", base.flush_messages),
         flush_ms: long("flush.ms", base.flush_ms),
         file_delete_delay_ms: long("file.delete.delay.ms", base.file_delete_delay_ms),
+        ..base
     }
 }
 
