@@ -95,11 +95,20 @@ impl Broker {
             .map_err(|source| BrokerError::Bind { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind { addr: config.listen, source })?;
         let mut listeners = vec![listener];
-        for extra in &config.extra_listen {
+        let mut extra_listen = config.extra_listen.clone();
+        if extra_listen.is_empty() && local_addr.ip() == std::net::IpAddr::from([127, 0, 0, 1]) {
+            // librdkafka resolves `localhost` to ::1 first; answering there too spares clients a failed connect
+            // and an error line per start. Best effort: a host without IPv6 simply skips it.
+            extra_listen.push(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, local_addr.port())));
+        }
+        for extra in &extra_listen {
             // An extra listener on the same port as the main one when port 0 was asked for.
             let addr = if extra.port() == 0 { SocketAddr::new(extra.ip(), local_addr.port()) } else { *extra };
             match TcpListener::bind(addr).await {
                 Ok(l) => listeners.push(l),
+                Err(e) if config.extra_listen.is_empty() => {
+                    tracing::debug!(%addr, error = %e, "IPv6 loopback listener not available")
+                }
                 Err(e) => tracing::warn!(%addr, error = %e, "could not bind extra listener"),
             }
         }

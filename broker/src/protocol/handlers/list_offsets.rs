@@ -59,7 +59,13 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
             };
             partitions.push(match answer {
                 Ok(Some((timestamp, offset, leader_epoch))) => {
-                    r.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(leader_epoch)
+                    let r = r.with_timestamp(timestamp).with_offset(offset);
+                    // The codec refuses a non-default leader epoch below v4, where the field does not exist.
+                    if ctx.version() >= 4 {
+                        r.with_leader_epoch(leader_epoch)
+                    } else {
+                        r
+                    }
                 }
                 Ok(None) => r,
                 Err(e) => r.with_error_code(log_error_code(&e).code()),
