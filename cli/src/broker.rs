@@ -84,12 +84,7 @@ pub async fn run(args: BrokerArgs) -> Result<()> {
     }
 
     let broker = Broker::start(config).await.context("the broker could not start")?;
-    tracing::info!(
-        address = %broker.local_addr(),
-        bootstrap_servers = %broker.bootstrap_servers(),
-        "listening on {}",
-        broker.local_addr()
-    );
+    tracing::info!("listening on {} (bootstrap.servers={})", broker.local_addr(), broker.bootstrap_servers());
 
     let signal = wait_for_signal().await?;
     tracing::info!("{signal} received; shutting down (send it again to stop at once)");

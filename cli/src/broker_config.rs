@@ -143,7 +143,8 @@ struct SetPairs(Vec<(String, String)>);
 
 impl Provider for SetPairs {
     fn metadata(&self) -> Metadata {
-        Metadata::named("the command line").interpolater(|_: &Profile, k: &[&str]| format!("flag --set {}", k.join(".")))
+        Metadata::named("the command line")
+            .interpolater(|_: &Profile, k: &[&str]| format!("flag --set {}", k.join(".")))
     }
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let dict: Dict = self
@@ -209,11 +210,7 @@ pub fn load(sources: &Sources) -> Result<BrokerConfig, ConfigError> {
             for key in data.get(&Profile::Default).into_iter().flat_map(|d| d.keys()) {
                 if !known.contains(&key.as_str()) {
                     let origin = layer.metadata().interpolate(&Profile::Default, &[key.as_str()]);
-                    return Err(ConfigError::UnknownKey {
-                        key: key.clone(),
-                        origin,
-                        suggestion: closest(key, known),
-                    });
+                    return Err(ConfigError::UnknownKey { key: key.clone(), origin, suggestion: closest(key, known) });
                 }
             }
         }

@@ -23,6 +23,7 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Connection")]
 pub struct ConnectArgs {
     /// Broker(s) to connect to, comma separated host:port.
     #[arg(
@@ -105,10 +106,9 @@ fn tidy_reason(reason: &str) -> String {
 impl ClientContext for CliContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::debug!(target: "librdkafka", "{fac} {message}"),
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::debug!(target: "librdkafka", "{fac} {message}")
+            }
             _ => tracing::trace!(target: "librdkafka", "{fac} {message}"),
         }
     }
@@ -136,7 +136,6 @@ impl rdkafka::producer::ProducerContext for CliContext {
 
     fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
 }
-
 
 /// Explains a client error, adding the connection failure seen before it when the operation merely timed out.
 pub fn describe_error(error: &KafkaError, context: &CliContext, bootstrap: &str) -> String {
@@ -191,8 +190,8 @@ pub fn fetch_metadata(connect: &ConnectArgs) -> Result<Metadata, CliError> {
                 | Some(RDKafkaErrorCode::BrokerTransportFailure)
                 | Some(RDKafkaErrorCode::AllBrokersDown)
         );
-        let refused = error.rdkafka_error_code() != Some(RDKafkaErrorCode::OperationTimedOut)
-            || context.all_brokers_down();
+        let refused =
+            error.rdkafka_error_code() != Some(RDKafkaErrorCode::OperationTimedOut) || context.all_brokers_down();
         if retryable && !out_of_time && !(refused && start.elapsed() >= UNREACHABLE_GRACE) {
             std::thread::sleep(Duration::from_millis(100));
             continue;
@@ -219,9 +218,5 @@ pub enum CliError {
 
 /// The number of partitions of `topic`, or `None` when the cluster does not know it.
 pub fn partition_count(metadata: &Metadata, topic: &str) -> Option<usize> {
-    metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().len())
+    metadata.topics().iter().find(|t| t.name() == topic && t.error().is_none()).map(|t| t.partitions().len())
 }

@@ -137,8 +137,9 @@ fn consume(args: ConsumeArgs, stop: &AtomicBool) -> Result<()> {
         };
         let wanted: Vec<i32> = match args.partition {
             Some(p) if p < 0 || p as usize >= partitions => {
-                return Err(CliError::UnknownPartition { topic: args.topic.clone(), partition: p, count: partitions }
-                    .into())
+                return Err(
+                    CliError::UnknownPartition { topic: args.topic.clone(), partition: p, count: partitions }.into()
+                )
             }
             Some(p) => vec![p],
             None => (0..partitions as i32).collect(),

@@ -2,9 +2,7 @@
 //! logging and turns the outcome into an exit code: 0 when the operation succeeded, 1 when it failed, 2 when the
 //! command line itself was wrong (clap's convention).
 
-#[cfg(feature = "broker")]
 mod broker;
-#[cfg(feature = "broker")]
 mod broker_config;
 mod client;
 mod consume;
@@ -12,13 +10,13 @@ mod perf;
 mod produce;
 mod topics;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 // The embedded broker decodes untrusted requests; see spate_broker::protocol::decode_guard for why this matters.
-#[cfg(feature = "broker")]
 #[global_allocator]
 static ALLOC: spate_broker::protocol::decode_guard::GuardedAllocator =
     spate_broker::protocol::decode_guard::GuardedAllocator;
@@ -46,7 +44,6 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the bundled broker in the foreground until Ctrl-C or SIGTERM.
-    #[cfg(feature = "broker")]
     Broker(broker::BrokerArgs),
     /// Create, list, describe, alter and delete topics.
     Topics(topics::TopicsArgs),
@@ -73,12 +70,13 @@ impl std::error::Error for Reported {}
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A running broker reports what it does; the client commands print results and stay quiet otherwise.
-    #[cfg(feature = "broker")]
     let default_level = if matches!(cli.command, Command::Broker(_)) { "info" } else { "warn" };
-    #[cfg(not(feature = "broker"))]
-    let default_level = "warn";
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -89,7 +87,6 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            #[cfg(feature = "broker")]
             Command::Broker(args) => broker::run(args).await,
             Command::Topics(args) => topics::run(args).await,
             Command::Produce(args) => produce::run(args).await,
@@ -97,8 +94,8 @@ fn main() -> ExitCode {
             Command::Perf(args) => perf::run(args).await,
         }
     });
-    // Blocking tasks (stdin readers, poll loops) must not hold the process open after the outcome is known.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    // Nothing left matters once the outcome is known (a signal listener may still be waiting); don't wait for it.
+    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -416,7 +416,8 @@ fn perf_consume(args: PerfConsumeArgs, stop: &AtomicBool) -> Result<()> {
     }
 
     let elapsed = last_record.duration_since(start).as_secs_f64().max(f64::EPSILON);
-    let fetch_elapsed = first_record.map_or(f64::EPSILON, |f| last_record.duration_since(f).as_secs_f64().max(f64::EPSILON));
+    let fetch_elapsed =
+        first_record.map_or(f64::EPSILON, |f| last_record.duration_since(f).as_secs_f64().max(f64::EPSILON));
     let report = ConsumeReport {
         topic: args.topic.clone(),
         records,

@@ -14,7 +14,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::client::{describe_error, fetch_metadata, parse_key_value, partition_count, CliContext, CliError, ConnectArgs};
+use crate::client::{
+    describe_error, fetch_metadata, parse_key_value, partition_count, CliContext, CliError, ConnectArgs,
+};
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
 pub enum Acks {

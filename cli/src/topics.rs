@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use rdkafka::admin::{
-    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
-    TopicReplication,
+    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
 };
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::metadata::{Metadata, MetadataTopic};
@@ -181,12 +180,8 @@ impl Topics<'_> {
 
     async fn describe(&self, args: DescribeArgs) -> Result<()> {
         let metadata = self.metadata()?;
-        let by_name: BTreeMap<&str, &MetadataTopic> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none())
-            .map(|t| (t.name(), t))
-            .collect();
+        let by_name: BTreeMap<&str, &MetadataTopic> =
+            metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| (t.name(), t)).collect();
         let wanted: Vec<&str> = if args.topics.is_empty() {
             by_name.keys().copied().filter(|n| !is_internal(n)).collect()
         } else {

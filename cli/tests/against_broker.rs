@@ -13,7 +13,8 @@ fn topics_create_list_describe_alter_delete_round_trip() {
     let broker = TestBroker::start();
     let topic = unique_topic("round-trip");
 
-    let created = ok(broker.spate(&["topics", "create", &topic, "--partitions", "2", "--config", "retention.ms=60000"]));
+    let created =
+        ok(broker.spate(&["topics", "create", &topic, "--partitions", "2", "--config", "retention.ms=60000"]));
     assert!(created.contains(&format!("Created topic {topic}")), "{created}");
 
     let listed = ok(broker.spate(&["topics", "list"]));

@@ -118,7 +118,8 @@ fn broker_serves_clients_and_shuts_down_cleanly_on_sigterm() {
         let _ = child.kill();
         panic!("the broker never reported its address:\n{}", seen.join("\n"));
     };
-    let address = line.rsplit("listening on ").next().unwrap().trim().to_string();
+    let address =
+        line.split("listening on ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap().to_string();
 
     let mut create = spate_command();
     create.args(["topics", "create", "served", "--partitions", "2", "--bootstrap-server", &address]);

@@ -21,14 +21,9 @@ impl TestBroker {
             return TestBroker { bootstrap, running: None };
         }
         let dir = tempfile::tempdir().expect("temp dir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let broker = runtime
-            .block_on(Broker::start(BrokerConfig::for_tests(dir.path())))
-            .expect("the broker starts");
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+        let broker = runtime.block_on(Broker::start(BrokerConfig::for_tests(dir.path()))).expect("the broker starts");
         TestBroker { bootstrap: broker.bootstrap_servers(), running: Some((runtime, broker, dir)) }
     }
 
