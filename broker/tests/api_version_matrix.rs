@@ -54,7 +54,14 @@ fn batch() -> Bytes {
 }
 
 /// A request an older or newer client would plausibly send, using only fields that exist at `v`.
-fn request(api: ApiKey, v: i16, topic: &str, scratch: &str, partitions_next: i32) -> Option<RequestKind> {
+fn request(
+    api: ApiKey,
+    v: i16,
+    topic: &str,
+    topic_id: uuid::Uuid,
+    scratch: &str,
+    partitions_next: i32,
+) -> Option<RequestKind> {
     use RequestKind as R;
     Some(match api {
         ApiKey::ApiVersions => R::ApiVersions(if v >= 3 {
@@ -68,7 +75,10 @@ fn request(api: ApiKey, v: i16, topic: &str, scratch: &str, partitions_next: i32
         ]))),
         ApiKey::Produce if v >= 3 => {
             R::Produce(ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
-                produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![
+                produce_request::TopicProduceData::default()
+                    .with_name(if v < 13 { name(topic) } else { name("") })
+                    .with_topic_id(if v >= 13 { topic_id } else { uuid::Uuid::nil() })
+                    .with_partition_data(vec![
                     produce_request::PartitionProduceData::default().with_index(0).with_records(Some(batch())),
                 ]),
             ]))
@@ -76,12 +86,13 @@ fn request(api: ApiKey, v: i16, topic: &str, scratch: &str, partitions_next: i32
         ApiKey::Produce => return None,
         ApiKey::Fetch => R::Fetch(
             FetchRequest::default().with_max_wait_ms(0).with_min_bytes(0).with_max_bytes(1 << 20).with_topics(vec![
-                fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
-                    fetch_request::FetchPartition::default()
+                fetch_request::FetchTopic::default()
+                    .with_topic(if v < 13 { name(topic) } else { name("") })
+                    .with_topic_id(if v >= 13 { topic_id } else { uuid::Uuid::nil() })
+                    .with_partitions(vec![fetch_request::FetchPartition::default()
                         .with_partition(0)
                         .with_fetch_offset(0)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
+                        .with_partition_max_bytes(1 << 20)]),
             ]),
         ),
         ApiKey::ListOffsets => R::ListOffsets(ListOffsetsRequest::default().with_topics(vec![
@@ -110,13 +121,13 @@ fn request(api: ApiKey, v: i16, topic: &str, scratch: &str, partitions_next: i32
         } else {
             DeleteTopicsRequest::default().with_timeout_ms(5000).with_topic_names(vec![name(scratch)])
         }),
-        ApiKey::CreatePartitions => R::CreatePartitions(
-            CreatePartitionsRequest::default().with_timeout_ms(5000).with_topics(vec![
+        ApiKey::CreatePartitions => {
+            R::CreatePartitions(CreatePartitionsRequest::default().with_timeout_ms(5000).with_topics(vec![
                 create_partitions_request::CreatePartitionsTopic::default()
                     .with_name(name(topic))
                     .with_count(partitions_next),
-            ]),
-        ),
+            ]))
+        }
         ApiKey::DeleteRecords => {
             R::DeleteRecords(DeleteRecordsRequest::default().with_timeout_ms(5000).with_topics(vec![
                 delete_records_request::DeleteRecordsTopic::default().with_name(name(topic)).with_partitions(vec![
@@ -124,24 +135,22 @@ fn request(api: ApiKey, v: i16, topic: &str, scratch: &str, partitions_next: i32
                 ]),
             ]))
         }
-        ApiKey::DescribeConfigs => R::DescribeConfigs(
-            DescribeConfigsRequest::default().with_resources(vec![
+        ApiKey::DescribeConfigs => R::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
                 describe_configs_request::DescribeConfigsResource::default()
                     .with_resource_type(2)
                     .with_resource_name(s(topic)),
                 describe_configs_request::DescribeConfigsResource::default()
                     .with_resource_type(4)
                     .with_resource_name(s("1")),
-            ]),
-        ),
-        ApiKey::AlterConfigs => R::AlterConfigs(
-            AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+            ])),
+        ApiKey::AlterConfigs => R::AlterConfigs(AlterConfigsRequest::default().with_resources(
+            vec![alter_configs_request::AlterConfigsResource::default()
                 .with_resource_type(2)
                 .with_resource_name(s(topic))
                 .with_configs(vec![alter_configs_request::AlterableConfig::default()
                     .with_name(s("retention.ms"))
-                    .with_value(Some(s("200000")))])]),
-        ),
+                    .with_value(Some(s("200000")))])],
+        )),
         ApiKey::IncrementalAlterConfigs => {
             R::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default().with_resources(vec![
                 incremental_alter_configs_request::AlterConfigsResource::default()
@@ -215,6 +224,7 @@ fn exchange(stream: &mut std::net::TcpStream, api: ApiKey, v: i16, corr: i32, bo
 async fn every_advertised_version_of_every_api_is_answered() {
     let b = TestBroker::start().await;
     b.create_topic("matrix", 1, &[]).await;
+    let topic_id = b.broker.as_ref().unwrap().state().metadata.topic("matrix").unwrap().topic_id;
     let bootstrap = b.bootstrap.clone();
     let answered = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(&bootstrap).unwrap();
@@ -231,9 +241,22 @@ async fn every_advertised_version_of_every_api_is_answered() {
                 if supported.api == ApiKey::CreatePartitions {
                     partitions += 1;
                 }
-                let Some(req) = request(supported.api, v, "matrix", &scratch, partitions) else { continue };
+                let Some(req) = request(supported.api, v, "matrix", topic_id, &scratch, partitions) else { continue };
                 corr += 1;
-                exchange(&mut stream, supported.api, v, corr, &req);
+                let response = exchange(&mut stream, supported.api, v, corr, &req);
+                // The data path must not only answer but succeed at every version.
+                match &response {
+                    ResponseKind::Produce(r) => {
+                        let p = &r.responses[0].partition_responses[0];
+                        assert_eq!(p.error_code, 0, "Produce v{v}: error {}", p.error_code);
+                    }
+                    ResponseKind::Fetch(r) => {
+                        let p = &r.responses[0].partitions[0];
+                        assert_eq!(p.error_code, 0, "Fetch v{v}: error {}", p.error_code);
+                        assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()), "Fetch v{v}: no records");
+                    }
+                    _ => {}
+                }
                 answered.push((supported.api, v));
             }
         }

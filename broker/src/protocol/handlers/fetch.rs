@@ -22,6 +22,8 @@ const DEFAULT_FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 
 struct Wanted {
     topic: String,
+    /// Fetch v13+ names topics by id; an id we do not know is answered UNKNOWN_TOPIC_ID.
+    unknown_topic_id: bool,
     partition: i32,
     fetch_offset: i64,
     max_bytes: usize,
@@ -31,13 +33,21 @@ struct Wanted {
 pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchResponse {
     let s = &ctx.state;
     let mut wanted: Vec<Wanted> = Vec::new();
-    let mut topic_order: Vec<String> = Vec::new();
+    let mut topic_order: Vec<(String, uuid::Uuid)> = Vec::new();
     for t in &request.topics {
-        let name = t.topic.0.as_str().to_string();
-        topic_order.push(name.clone());
+        let (name, unknown_topic_id) = if ctx.version() >= 13 {
+            match s.metadata.topic_by_id(t.topic_id) {
+                Some(meta) => (meta.name, false),
+                None => (String::new(), true),
+            }
+        } else {
+            (t.topic.0.as_str().to_string(), false)
+        };
+        topic_order.push((name.clone(), t.topic_id));
         for p in &t.partitions {
             wanted.push(Wanted {
                 topic: name.clone(),
+                unknown_topic_id,
                 partition: p.partition,
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
@@ -94,7 +104,9 @@ async fn read_all(
             .with_aborted_transactions(None);
         let Some(partition) = s.replicas.partition(&w.topic, w.partition) else {
             any_error = true;
-            out.push((w.topic.clone(), base.with_error_code(ResponseError::UnknownTopicOrPartition.code())));
+            let code =
+                if w.unknown_topic_id { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+            out.push((w.topic.clone(), base.with_error_code(code.code())));
             continue;
         };
         let log = &partition.log;
@@ -133,12 +145,16 @@ async fn read_all(
     (out, total, any_error)
 }
 
-fn respond(ctx: &RequestContext, topic_order: &[String], partitions: Vec<(String, PartitionData)>) -> FetchResponse {
+fn respond(
+    ctx: &RequestContext,
+    topic_order: &[(String, uuid::Uuid)],
+    partitions: Vec<(String, PartitionData)>,
+) -> FetchResponse {
     let s = &ctx.state;
     let mut responses: Vec<FetchableTopicResponse> = Vec::with_capacity(topic_order.len());
     let mut parts = partitions.into_iter().peekable();
     // Partitions come back in request order; regroup them under their topics in that order.
-    for name in topic_order {
+    for (name, requested_id) in topic_order {
         let mut topic_parts = Vec::new();
         while let Some((t, _)) = parts.peek() {
             if t != name {
@@ -148,7 +164,7 @@ fn respond(ctx: &RequestContext, topic_order: &[String], partitions: Vec<(String
                 topic_parts.push(p);
             }
         }
-        let topic_id = s.metadata.topic(name).map(|t| t.topic_id).unwrap_or_default();
+        let topic_id = s.metadata.topic(name).map(|t| t.topic_id).unwrap_or(*requested_id);
         responses.push(
             FetchableTopicResponse::default()
                 .with_topic(topic_name(name))

@@ -36,8 +36,23 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Reply {
     let acks = request.acks;
     let mut response_topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
-        let name = topic.name.0.as_str().to_string();
-        let outcomes: Vec<Outcome> = if !(acks == -1 || acks == 0 || acks == 1) {
+        // Produce v13 names topics by id (KIP-516).
+        let by_id = ctx.version() >= 13;
+        let name = if by_id {
+            s.metadata.topic_by_id(topic.topic_id).map(|t| t.name).unwrap_or_default()
+        } else {
+            topic.name.0.as_str().to_string()
+        };
+        let topic_id = topic.topic_id;
+        let outcomes: Vec<Outcome> = if by_id && name.is_empty() {
+            topic
+                .partition_data
+                .iter()
+                .map(|p| {
+                    Outcome::failed(p.index, ResponseError::UnknownTopicId, format!("unknown topic id {topic_id}"))
+                })
+                .collect()
+        } else if !(acks == -1 || acks == 0 || acks == 1) {
             topic
                 .partition_data
                 .iter()
@@ -107,8 +122,12 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Reply {
                 r
             })
             .collect();
-        response_topics
-            .push(TopicProduceResponse::default().with_name(topic_name(&name)).with_partition_responses(partitions));
+        response_topics.push(
+            TopicProduceResponse::default()
+                .with_name(topic_name(&name))
+                .with_topic_id(topic_id)
+                .with_partition_responses(partitions),
+        );
     }
     if acks == 0 {
         // The client expects no answer; Kafka closes the connection when an acks=0 produce fails so the client
