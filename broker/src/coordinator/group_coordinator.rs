@@ -90,6 +90,7 @@ pub struct MemberDescription {
 
 pub struct GroupDescription {
     pub state: GroupState,
+    pub generation_id: i32,
     pub protocol_type: String,
     pub protocol_data: String,
     pub members: Vec<MemberDescription>,
@@ -1022,6 +1023,7 @@ impl GroupCoordinator {
         let protocol = g.protocol_name.clone().unwrap_or_default();
         Some(GroupDescription {
             state: g.state,
+            generation_id: g.generation_id,
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol_data: if stable { protocol.clone() } else { String::new() },
             members: g

@@ -2,8 +2,8 @@
 //!
 //! Ranges follow what Apache Kafka 4.x advertises, clipped to what Spate implements. Two deliberate quirks
 //! copied from Kafka: Produce is advertised from v0 although v0-2 are refused when used (KIP-896; older
-//! librdkafka turns compression off when Produce v0 is missing), and Fetch stops at v12 and Produce at v12
-//! because v13 moves both to topic ids.
+//! librdkafka turns compression off when Produce v0 is missing). Fetch 13+ and Produce 13 name topics by
+//! their persistent topic ids (KIP-516).
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
@@ -18,10 +18,10 @@ pub struct Supported {
 
 /// Every API this broker answers, and the versions it advertises.
 pub const SUPPORTED: &[Supported] = &[
-    Supported { api: ApiKey::Produce, min: 0, max: 12 },
-    Supported { api: ApiKey::Fetch, min: 4, max: 12 },
+    Supported { api: ApiKey::Produce, min: 0, max: 13 },
+    Supported { api: ApiKey::Fetch, min: 4, max: 17 },
     Supported { api: ApiKey::ListOffsets, min: 1, max: 9 },
-    Supported { api: ApiKey::Metadata, min: 0, max: 12 },
+    Supported { api: ApiKey::Metadata, min: 0, max: 13 },
     Supported { api: ApiKey::ApiVersions, min: 0, max: 4 },
     Supported { api: ApiKey::CreateTopics, min: 2, max: 7 },
     Supported { api: ApiKey::DeleteTopics, min: 1, max: 6 },
@@ -31,6 +31,7 @@ pub const SUPPORTED: &[Supported] = &[
     Supported { api: ApiKey::CreatePartitions, min: 0, max: 3 },
     Supported { api: ApiKey::IncrementalAlterConfigs, min: 0, max: 1 },
     Supported { api: ApiKey::DescribeCluster, min: 0, max: 1 },
+    Supported { api: ApiKey::InitProducerId, min: 0, max: 5 },
     // Consumer groups (coordinator/). OffsetCommit/OffsetFetch stop at v9 (v10 moves to topic ids);
     // ConsumerGroupHeartbeat (KIP-848) is not advertised, see coordinator/README.md.
     Supported { api: ApiKey::FindCoordinator, min: 0, max: 6 },
@@ -87,7 +88,7 @@ mod tests {
 
     #[test]
     fn produce_v2_is_advertised_but_refused() {
-        assert_eq!(supported_range(ApiKey::Produce), Some((0, 12)));
+        assert_eq!(supported_range(ApiKey::Produce), Some((0, 13)));
         assert!(!is_supported(ApiKey::Produce, 2));
         assert!(is_supported(ApiKey::Produce, 3));
     }

@@ -59,6 +59,7 @@ pub async fn dispatch(ctx: &RequestContext, request: RequestKind) -> Reply {
         Rq::IncrementalAlterConfigs(r) => {
             Rs::IncrementalAlterConfigs(handlers::incremental_alter_configs::handle(ctx, r).await).into()
         }
+        Rq::InitProducerId(r) => Rs::InitProducerId(handlers::init_producer_id::handle(ctx, r).await).into(),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(handlers::describe_cluster::handle(ctx, r)).into(),
         // -- consumer groups (coordinator/) --
         Rq::FindCoordinator(r) => Rs::FindCoordinator(handlers::find_coordinator::handle(ctx, r)).into(),
