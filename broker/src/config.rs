@@ -176,6 +176,7 @@ impl BrokerConfig {
             flush_messages: if self.flush_every_produce { 1 } else { self.log_flush_interval_messages },
             flush_ms: self.log_flush_interval_ms,
             file_delete_delay_ms: self.log_segment_delete_delay_ms,
+            ..LogConfig::default()
         }
     }
 }

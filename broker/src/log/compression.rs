@@ -106,6 +106,43 @@ fn snappy_xerial(mut blocks: &[u8], max_bytes: usize) -> Result<Vec<u8>, Decompr
     Ok(out)
 }
 
+/// Compresses a records section with `codec`, as Kafka's producer-side streams frame it (the cleaner re-encodes
+/// retained records with the source batch's codec). Snappy uses xerial framing, as the Java client writes it.
+pub fn compress(codec: CompressionCodec, input: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    match codec {
+        CompressionCodec::None => Ok(input.to_vec()),
+        CompressionCodec::Gzip => {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(input)?;
+            encoder.finish()
+        }
+        CompressionCodec::Snappy => {
+            let mut out = Vec::with_capacity(input.len() / 2 + XERIAL_HEADER_LEN);
+            out.extend_from_slice(XERIAL_MAGIC);
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            let mut encoder = snap::raw::Encoder::new();
+            for block in input.chunks(32 * 1024) {
+                let compressed = encoder.compress_vec(block).map_err(std::io::Error::other)?;
+                out.extend_from_slice(&(compressed.len() as i32).to_be_bytes());
+                out.extend_from_slice(&compressed);
+            }
+            Ok(out)
+        }
+        CompressionCodec::Lz4 => {
+            let mut encoder = lz4::EncoderBuilder::new().build(Vec::new())?;
+            encoder.write_all(input)?;
+            let (out, result) = encoder.finish();
+            result.map(|()| out)
+        }
+        CompressionCodec::Zstd => zstd::encode_all(input, 3),
+        CompressionCodec::Unknown(id) => {
+            Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("unknown compression codec id {id}")))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,22 @@ pub struct LogConfig {
     pub flush_ms: i64,
     /// `file.delete.delay.ms`: how long a deleted segment's files linger (renamed `.deleted`) before removal.
     pub file_delete_delay_ms: i64,
+    /// `cleanup.policy` contains `compact`: the log cleaner keeps the latest record per key.
+    pub cleanup_policy_compact: bool,
+    /// `cleanup.policy` contains `delete`: retention.ms / retention.bytes delete old segments.
+    pub cleanup_policy_delete: bool,
+    /// `delete.retention.ms`: how long a tombstone (and an empty transaction's marker) survives once the cleaner
+    /// has seen it (Kafka's delete horizon).
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: clean when dirty bytes / total cleanable bytes reaches this.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty segment older than this is cleaned whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `producer.id.expiration.ms` (a broker config in Kafka): producer state of an idle producer id is dropped
+    /// after this long.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -59,6 +75,13 @@ impl Default for LogConfig {
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             file_delete_delay_ms: 60_000,
+            cleanup_policy_compact: false,
+            cleanup_policy_delete: true,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            producer_id_expiration_ms: 24 * 60 * 60 * 1000,
         }
     }
 }

@@ -21,6 +21,20 @@ pub enum LogError {
     /// A read or offset look-up outside `[log_start_offset, log_end_offset]` (OFFSET_OUT_OF_RANGE).
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    /// An idempotent batch does not follow the producer's last sequence, or a new epoch does not start at 0
+    /// (OUT_OF_ORDER_SEQUENCE_NUMBER).
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    /// A batch or marker carries an older producer epoch than the log has seen (INVALID_PRODUCER_EPOCH).
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
+    /// A non-transactional write while the producer has a transaction open here, or the reverse
+    /// (INVALID_TXN_STATE).
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// A transaction marker from an older coordinator epoch than the last marker (TRANSACTION_COORDINATOR_FENCED).
+    #[error("transaction coordinator fenced: {0}")]
+    TransactionCoordinatorFenced(String),
     /// The disk failed or is full (KAFKA_STORAGE_ERROR). The log refuses further writes until reopened.
     #[error("storage error on {path}: {source}")]
     Io {

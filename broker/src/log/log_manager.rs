@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use super::checkpoint::{read_checkpoint, write_checkpoint, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 use super::config::LogConfig;
 use super::error::LogError;
+use super::log_cleaner::{CleanerStats, CLEANER_OFFSET_CHECKPOINT, DEFAULT_DEDUPE_BUFFER_BYTES};
 use super::segment::sync_dir;
 use super::unified_log::{now_ms, LogContext, UnifiedLog};
 use super::TopicPartition;
@@ -44,6 +45,8 @@ pub struct LogManager {
     had_clean_shutdown: bool,
     recovery_points: Mutex<HashMap<TopicPartition, i64>>,
     log_start_offsets: Mutex<HashMap<TopicPartition, i64>>,
+    /// `cleaner-offset-checkpoint`: first dirty offset of each compacted log.
+    cleaner_offsets: Mutex<HashMap<TopicPartition, i64>>,
     dirs_on_disk: Vec<TopicPartition>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     shut_down: Mutex<bool>,
@@ -118,6 +121,7 @@ impl LogManager {
             had_clean_shutdown,
             recovery_points: Mutex::new(read_checkpoint(&data_dir.join(RECOVERY_POINT_CHECKPOINT))),
             log_start_offsets: Mutex::new(read_checkpoint(&data_dir.join(LOG_START_OFFSET_CHECKPOINT))),
+            cleaner_offsets: Mutex::new(read_checkpoint(&data_dir.join(CLEANER_OFFSET_CHECKPOINT))),
             dirs_on_disk,
             tasks: Mutex::new(Vec::new()),
             shut_down: Mutex::new(false),
@@ -201,6 +205,10 @@ impl LogManager {
         }
         self.recovery_points.lock().remove(tp);
         self.log_start_offsets.lock().remove(tp);
+        let had_cleaner_entry = self.cleaner_offsets.lock().remove(tp).is_some();
+        if had_cleaner_entry {
+            self.write_cleaner_checkpoint()?;
+        }
         self.write_checkpoints()?;
         tracing::info!(topic = %tp.topic, partition = tp.partition, "deleted log");
         Ok(())
@@ -255,7 +263,75 @@ impl LogManager {
                 }
             }
         });
-        self.tasks.lock().extend([retention, flush]);
+        let weak: Weak<LogManager> = Arc::downgrade(self);
+        let backoff = retention_check.clamp(Duration::from_millis(1), Duration::from_secs(15));
+        let cleaner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(backoff);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(manager) = weak.upgrade() else { return };
+                manager.run_cleaner_once().await;
+            }
+        });
+        self.tasks.lock().extend([retention, flush, cleaner]);
+    }
+
+    /// One log cleaner pass over every log whose `cleanup.policy` has `compact` (Kafka's cleaner threads pick the
+    /// filthiest log; one pass here visits all of them in turn). Returns how many logs were cleaned.
+    pub async fn run_cleaner_once(&self) -> usize {
+        let mut cleaned = 0;
+        for log in self.all_logs() {
+            if !log.config().cleanup_policy_compact {
+                continue;
+            }
+            if self.clean_log(&log, false).await.is_some() {
+                cleaned += 1;
+            }
+        }
+        cleaned
+    }
+
+    /// Cleans one log now, whatever its dirty ratio (as long as it has closed segments); for tests and tools.
+    pub async fn clean_log_now(&self, tp: &TopicPartition) -> Result<Option<CleanerStats>, LogError> {
+        let log = self.get_log(tp).ok_or_else(|| LogError::Offline(format!("{tp}: no such log")))?;
+        let checkpoint = self.cleaner_offsets.lock().get(tp).copied();
+        let result = log.clean(checkpoint, true, DEFAULT_DEDUPE_BUFFER_BYTES).await?;
+        if let Some((first_dirty, _)) = result {
+            self.cleaner_offsets.lock().insert(tp.clone(), first_dirty);
+            self.write_cleaner_checkpoint()?;
+        }
+        Ok(result.map(|(_, stats)| stats))
+    }
+
+    async fn clean_log(&self, log: &Arc<UnifiedLog>, force: bool) -> Option<CleanerStats> {
+        let tp = log.topic_partition().clone();
+        let checkpoint = self.cleaner_offsets.lock().get(&tp).copied();
+        match log.clean(checkpoint, force, DEFAULT_DEDUPE_BUFFER_BYTES).await {
+            Ok(Some((first_dirty, stats))) => {
+                self.cleaner_offsets.lock().insert(tp.clone(), first_dirty);
+                if let Err(error) = self.write_cleaner_checkpoint() {
+                    tracing::warn!(%error, "could not write the cleaner offset checkpoint");
+                }
+                Some(stats)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, %error, "log cleaning failed");
+                None
+            }
+        }
+    }
+
+    /// The `cleaner-offset-checkpoint` entry of a log (first dirty offset), if it was ever cleaned.
+    pub fn cleaner_checkpoint(&self, tp: &TopicPartition) -> Option<i64> {
+        self.cleaner_offsets.lock().get(tp).copied()
+    }
+
+    fn write_cleaner_checkpoint(&self) -> Result<(), LogError> {
+        let entries = self.cleaner_offsets.lock().clone();
+        write_checkpoint(&self.data_dir, CLEANER_OFFSET_CHECKPOINT, &entries)
+            .map_err(|e| LogError::io(&self.data_dir, e))
     }
 
     fn offsets_snapshot(&self) -> (HashMap<TopicPartition, i64>, HashMap<TopicPartition, i64>) {
@@ -275,6 +351,10 @@ impl LogManager {
             }
             if let Err(error) = log.delete_old_segments().await {
                 tracing::warn!(topic = %tp.topic, partition = tp.partition, %error, "retention failed");
+            }
+            let expired = log.remove_expired_producers(now_ms());
+            if expired > 0 {
+                tracing::info!(topic = %tp.topic, partition = tp.partition, expired, "expired idle producer ids");
             }
         }
     }

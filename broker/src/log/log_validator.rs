@@ -172,12 +172,15 @@ fn validate_batch(
     if batch.is_control() && ctx.origin == AppendOrigin::Client {
         return Err(LogError::InvalidRecord("clients may not write control batches".to_string()));
     }
-    if batch.producer_id() >= 0 && batch.base_sequence() < 0 {
+    if ctx.origin == AppendOrigin::Client && batch.producer_id() >= 0 && batch.base_sequence() < 0 {
         return Err(LogError::InvalidRecord(format!(
             "invalid sequence {} for producer id {}",
             batch.base_sequence(),
             batch.producer_id()
         )));
+    }
+    if batch.is_transactional() && batch.producer_id() < 0 {
+        return Err(LogError::InvalidRecord("a transactional batch must carry a producer id".to_string()));
     }
     if batch.is_log_append_time() && ctx.origin == AppendOrigin::Client {
         return Err(LogError::InvalidTimestamp {
@@ -204,6 +207,7 @@ fn validate_batch(
     };
 
     let check_timestamps = ctx.config.message_timestamp_type == TimestampType::CreateTime;
+    let compacted = ctx.config.cleanup_policy_compact && !batch.is_control();
     let earliest = ctx.now_ms.saturating_sub(ctx.config.message_timestamp_before_max_ms);
     let latest = ctx.now_ms.saturating_add(ctx.config.message_timestamp_after_max_ms);
     let mut records = RecordIter::new(body);
@@ -221,6 +225,12 @@ fn validate_batch(
         seen += 1;
         if seen > i64::from(count) {
             break;
+        }
+        if compacted && !record.has_key {
+            // Kafka's LogValidator: "Compacted topic cannot accept message without key".
+            return Err(LogError::InvalidRecord(format!(
+                "batch at position {position}: compacted topic cannot accept message without key"
+            )));
         }
         let timestamp = batch.base_timestamp().saturating_add(record.timestamp_delta);
         if check_timestamps && timestamp != -1 && (timestamp < earliest || timestamp > latest) {

@@ -5,26 +5,32 @@
 //! file position) and `.timeindex` (timestamp -> relative offset) beside it. [`UnifiedLog`] is one partition;
 //! [`LogManager`] owns every log in a data directory and runs retention and time-based flushes.
 
+pub mod batch_builder;
 pub mod checkpoint;
 pub mod compression;
 pub mod config;
 pub mod error;
 pub mod leader_epoch_cache;
+pub mod log_cleaner;
 pub mod log_manager;
 pub mod log_validator;
 pub mod offset_index;
+pub mod offset_map;
+pub mod producer_state;
 pub mod record;
 pub mod record_batch;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
 pub mod time_index;
+pub mod transaction_index;
 pub mod unified_log;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;
 pub use log_manager::{LogManager, LogManagerOptions};
 pub use log_validator::AppendOrigin;
+pub use transaction_index::AbortedTxn;
 pub use unified_log::{LogAppendInfo, TimestampAndOffset, UnifiedLog};
 
 /// A topic name and partition index; formats as Kafka's folder name `topic-partition`.

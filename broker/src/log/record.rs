@@ -13,6 +13,20 @@
 pub struct RecordInfo {
     pub timestamp_delta: i64,
     pub offset_delta: i32,
+    /// False for a null key (compacted topics refuse those).
+    pub has_key: bool,
+}
+
+/// One record with its payloads borrowed from the records section (the cleaner and control records need them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub attributes: i8,
+    pub timestamp_delta: i64,
+    pub offset_delta: i32,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// The headers exactly as encoded: header count varint, then the headers.
+    pub raw_headers: &'a [u8],
 }
 
 /// Why a records section is malformed (Kafka: `InvalidRecordException`, INVALID_RECORD).
@@ -42,7 +56,33 @@ impl<'a> RecordIter<'a> {
     }
 
     fn read_one(&mut self) -> Result<RecordInfo, String> {
-        let mut cur = Cursor { buf: self.buf, pos: self.pos };
+        let view = self.read_view()?;
+        Ok(RecordInfo {
+            timestamp_delta: view.timestamp_delta,
+            offset_delta: view.offset_delta,
+            has_key: view.key.is_some(),
+        })
+    }
+
+    /// The next record with its payloads, or `None` at the end of the section.
+    pub fn next_view(&mut self) -> Option<Result<RecordView<'a>, RecordError>> {
+        if self.failed || self.pos >= self.buf.len() {
+            return None;
+        }
+        let index = self.index;
+        self.index += 1;
+        match self.read_view() {
+            Ok(view) => Some(Ok(view)),
+            Err(reason) => {
+                self.failed = true;
+                Some(Err(RecordError { index, reason }))
+            }
+        }
+    }
+
+    fn read_view(&mut self) -> Result<RecordView<'a>, String> {
+        let buf: &'a [u8] = self.buf;
+        let mut cur = Cursor { buf, pos: self.pos };
         let length = cur.varint()?;
         if length < 0 {
             return Err(format!("negative record length {length}"));
@@ -50,16 +90,17 @@ impl<'a> RecordIter<'a> {
         let body_start = cur.pos;
         let body_end = body_start
             .checked_add(length as usize)
-            .filter(|end| *end <= self.buf.len())
-            .ok_or_else(|| format!("record length {length} exceeds the {} bytes left", self.buf.len() - body_start))?;
-        let mut body = Cursor { buf: &self.buf[..body_end], pos: body_start };
-        body.skip(1)?; // attributes: unused in v2
+            .filter(|end| *end <= buf.len())
+            .ok_or_else(|| format!("record length {length} exceeds the {} bytes left", buf.len() - body_start))?;
+        let mut body = Cursor { buf: &buf[..body_end], pos: body_start };
+        let attributes = body.byte()? as i8;
         let timestamp_delta = body.varlong()?;
         let offset_delta = body.varint()?;
         let key_len = body.varint()?;
-        body.skip_nullable(key_len, "key")?;
+        let key = body.take_nullable(key_len, "key")?;
         let value_len = body.varint()?;
-        body.skip_nullable(value_len, "value")?;
+        let value = body.take_nullable(value_len, "value")?;
+        let headers_start = body.pos;
         let headers = body.varint()?;
         if headers < 0 {
             return Err(format!("negative header count {headers}"));
@@ -77,7 +118,14 @@ impl<'a> RecordIter<'a> {
             return Err(format!("record length {length} but its fields take {} bytes", body.pos - body_start));
         }
         self.pos = body_end;
-        Ok(RecordInfo { timestamp_delta, offset_delta })
+        Ok(RecordView {
+            attributes,
+            timestamp_delta,
+            offset_delta,
+            key,
+            value,
+            raw_headers: &buf[headers_start..body_end],
+        })
     }
 }
 
@@ -105,7 +153,7 @@ struct Cursor<'a> {
     pos: usize,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
     fn byte(&mut self) -> Result<u8, String> {
         let b = *self.buf.get(self.pos).ok_or("record ends inside a varint")?;
         self.pos += 1;
@@ -146,6 +194,12 @@ impl Cursor<'_> {
             }
             None => Err(format!("field of {n} bytes runs past the record")),
         }
+    }
+
+    fn take_nullable(&mut self, len: i32, what: &str) -> Result<Option<&'a [u8]>, String> {
+        let start = self.pos;
+        self.skip_nullable(len, what)?;
+        Ok(if len < 0 { None } else { Some(&self.buf[start..self.pos]) })
     }
 
     fn skip_nullable(&mut self, len: i32, what: &str) -> Result<(), String> {

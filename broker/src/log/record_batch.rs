@@ -39,6 +39,38 @@ const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
+const DELETE_HORIZON_BIT: i16 = 0x40;
+
+/// Kafka's `RecordBatch.NO_PRODUCER_ID`, `NO_PRODUCER_EPOCH`, `NO_SEQUENCE`.
+pub const NO_PRODUCER_ID: i64 = -1;
+pub const NO_PRODUCER_EPOCH: i16 = -1;
+pub const NO_SEQUENCE: i32 = -1;
+
+/// Attribute bits, for building batches.
+pub mod attributes {
+    pub const TIMESTAMP_TYPE: i16 = super::TIMESTAMP_TYPE_BIT;
+    pub const TRANSACTIONAL: i16 = super::TRANSACTIONAL_BIT;
+    pub const CONTROL: i16 = super::CONTROL_BIT;
+    pub const DELETE_HORIZON: i16 = super::DELETE_HORIZON_BIT;
+}
+
+/// Kafka's `DefaultRecordBatch.incrementSequence`: sequences wrap from `i32::MAX` to 0.
+pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
+    if sequence > i32::MAX - increment {
+        increment - (i32::MAX - sequence) - 1
+    } else {
+        sequence + increment
+    }
+}
+
+/// Kafka's `DefaultRecordBatch.decrementSequence`.
+pub fn decrement_sequence(sequence: i32, decrement: i32) -> i32 {
+    if sequence < decrement {
+        i32::MAX - (decrement - sequence) + 1
+    } else {
+        sequence - decrement
+    }
+}
 
 /// The codec in attribute bits 0-2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +138,11 @@ impl<'a> RecordBatch<'a> {
         Ok(RecordBatch { buf: &buf[..size] })
     }
 
+    /// A view of just a batch header (at least `BATCH_HEADER_SIZE` bytes): only header accessors are meaningful.
+    pub fn header_only(buf: &'a [u8]) -> Option<RecordBatch<'a>> {
+        (buf.len() >= BATCH_HEADER_SIZE).then(|| RecordBatch { buf: &buf[..BATCH_HEADER_SIZE] })
+    }
+
     pub fn as_bytes(&self) -> &'a [u8] {
         self.buf
     }
@@ -155,6 +192,24 @@ impl<'a> RecordBatch<'a> {
     }
     pub fn is_control(&self) -> bool {
         self.attributes() & CONTROL_BIT != 0
+    }
+    /// KIP-534: the cleaner stamped a delete horizon (in `baseTimestamp`) on this batch.
+    pub fn has_delete_horizon(&self) -> bool {
+        self.attributes() & DELETE_HORIZON_BIT != 0
+    }
+    /// The delete horizon when set: tombstones and markers of the batch may be removed after it.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        self.has_delete_horizon().then(|| self.base_timestamp())
+    }
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id() > NO_PRODUCER_ID
+    }
+    /// The sequence of the batch's last record (Kafka's `lastSequence`, wrapping at `i32::MAX`).
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence() == NO_SEQUENCE {
+            return NO_SEQUENCE;
+        }
+        increment_sequence(self.base_sequence(), self.last_offset_delta())
     }
     pub fn last_offset_delta(&self) -> i32 {
         read_i32(self.buf, LAST_OFFSET_DELTA)

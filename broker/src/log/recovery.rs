@@ -20,10 +20,11 @@ use std::path::Path;
 use super::offset_index::OffsetIndex;
 use super::record_batch::{RecordBatch, BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2};
 use super::segment::{
-    read_header_at, segment_file, sync_dir, LogSegment, SegmentState, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX,
-    TIME_INDEX_SUFFIX,
+    read_header_at, segment_file, sync_dir, LogSegment, SegmentState, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX,
+    LOG_SUFFIX, SEGMENT_SUFFIXES, SWAP_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
 use super::time_index::TimeIndex;
+use super::transaction_index::TransactionIndex;
 
 /// Read-ahead of the recovery scanner.
 const SCAN_CHUNK: usize = 8 << 20;
@@ -34,14 +35,17 @@ pub struct LoadedLog {
     pub log_end_offset: i64,
     /// True when any segment was truncated or deleted by recovery.
     pub truncated: bool,
+    /// Base offset of the first segment whose `.txnindex` must be rebuilt from the log (the segment was
+    /// re-validated by recovery, or its transaction index was missing or corrupt).
+    pub rebuild_txn_index_from: Option<i64>,
 }
 
 /// What recovery found in one segment.
-struct ScanOutcome {
-    state: SegmentState,
-    valid_bytes: u64,
-    file_len: u64,
-    reason: Option<String>,
+pub(crate) struct ScanOutcome {
+    pub state: SegmentState,
+    pub valid_bytes: u64,
+    pub file_len: u64,
+    pub reason: Option<String>,
 }
 
 /// Loads (and when needed recovers) the log in `dir`. `recovery_point` is `None` after a clean shutdown, else the
@@ -53,12 +57,13 @@ pub fn load_log(
     recovery_point: Option<i64>,
     now_ms: i64,
 ) -> io::Result<LoadedLog> {
+    complete_interrupted_swaps(dir)?;
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(DELETED_SUFFIX) || name.ends_with(".cleaned") || name.ends_with(".swap") {
+        if name.ends_with(DELETED_SUFFIX) || name.ends_with(CLEANED_SUFFIX) || name.ends_with(SWAP_SUFFIX) {
             tracing::info!(dir = %dir.display(), file = %name, "deleting leftover file");
             let _ = std::fs::remove_file(entry.path());
             continue;
@@ -67,7 +72,11 @@ pub fn load_log(
             if let Ok(base) = stem.parse::<i64>() {
                 bases.push(base);
             }
-        } else if let Some(stem) = name.strip_suffix(INDEX_SUFFIX).or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX)) {
+        } else if let Some(stem) = name
+            .strip_suffix(INDEX_SUFFIX)
+            .or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX))
+            .or_else(|| name.strip_suffix(TXN_INDEX_SUFFIX))
+        {
             if let Ok(base) = stem.parse::<i64>() {
                 index_files.push((base, entry.path()));
             }
@@ -83,6 +92,7 @@ pub fn load_log(
 
     let mut segments: Vec<LogSegment> = Vec::new();
     let mut truncated = false;
+    let mut rebuild_txn_index_from: Option<i64> = None;
     let mut expected_next: Option<i64> = None;
     for (i, &base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
@@ -90,14 +100,37 @@ pub fn load_log(
             None => false,
             Some(rp) => next_base.is_none_or(|nb| nb > rp),
         };
-        let (log_file, index_file, time_index_file) = LogSegment::open_files(dir, base)?;
+        let files = LogSegment::open_files(dir, base)?;
+        let (log_file, index_file, time_index_file) = (&files.log, &files.index, &files.time_index);
+        let txn_index = if files.txn_index_existed {
+            match read_all(&files.txn_index).map(|b| TransactionIndex::from_bytes(&b)) {
+                Ok(Ok(index)) => Some(index),
+                Ok(Err(e)) => {
+                    tracing::warn!(segment = %segment_file(dir, base, LOG_SUFFIX).display(), error = %e,
+                        "transaction index is corrupt; rebuilding it");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            tracing::info!(segment = %segment_file(dir, base, LOG_SUFFIX).display(),
+                "transaction index is missing; rebuilding it");
+            None
+        };
+        let txn_index = match txn_index {
+            Some(index) => index,
+            None => {
+                rebuild_txn_index_from.get_or_insert(base);
+                TransactionIndex::new()
+            }
+        };
         let loaded = if needs_recovery {
             None
         } else {
             match load_trusted(
-                &log_file,
-                &index_file,
-                &time_index_file,
+                log_file,
+                index_file,
+                time_index_file,
                 base,
                 index_max_bytes,
                 index_interval_bytes,
@@ -114,8 +147,9 @@ pub fn load_log(
         let state = match loaded {
             Some(state) => state,
             None => {
+                rebuild_txn_index_from.get_or_insert(base);
                 let outcome = scan_segment(
-                    &log_file,
+                    log_file,
                     base,
                     expected_next.unwrap_or(base).max(base),
                     index_max_bytes,
@@ -134,21 +168,23 @@ pub fn load_log(
                     truncated = true;
                 }
                 log_file.sync_all()?;
-                write_index_file(&index_file, &outcome.state.offset_index.to_bytes())?;
-                write_index_file(&time_index_file, &outcome.state.time_index.to_bytes())?;
+                write_index_file(index_file, &outcome.state.offset_index.to_bytes())?;
+                write_index_file(time_index_file, &outcome.state.time_index.to_bytes())?;
                 let mut state = outcome.state;
                 state.offset_index.mark_all_persisted();
                 state.time_index.mark_all_persisted();
                 state.flushed_size = state.size;
+                state.txn_index = txn_index;
+                state.txn_index.mark_all_persisted();
                 let cut = outcome.reason.is_some();
-                let segment = LogSegment::from_parts(dir, base, log_file, index_file, time_index_file, state);
+                let segment = LogSegment::from_parts(dir, base, files, state);
                 expected_next = Some(segment.next_offset());
                 segments.push(segment);
                 if cut {
                     for &later in &bases[i + 1..] {
                         tracing::warn!(segment = %segment_file(dir, later, LOG_SUFFIX).display(),
                             "deleting segment after a truncated one");
-                        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                        for suffix in SEGMENT_SUFFIXES {
                             let _ = std::fs::remove_file(segment_file(dir, later, suffix));
                         }
                     }
@@ -158,14 +194,63 @@ pub fn load_log(
                 continue;
             }
         };
-        let segment = LogSegment::from_parts(dir, base, log_file, index_file, time_index_file, state);
+        let mut state = state;
+        state.txn_index = txn_index;
+        let segment = LogSegment::from_parts(dir, base, files, state);
         expected_next = Some(segment.next_offset());
         segments.push(segment);
     }
 
     // A segment emptied by recovery that is not the first is useless; Kafka would keep it, harmlessly. So do we.
     let log_end_offset = segments.last().map(|s| s.next_offset()).unwrap_or(0);
-    Ok(LoadedLog { segments, log_end_offset, truncated })
+    Ok(LoadedLog { segments, log_end_offset, truncated, rebuild_txn_index_from })
+}
+
+/// Finishes a log cleaner swap that a crash interrupted (Kafka's `LogLoader` swap handling). The cleaner renames a
+/// cleaned segment's files `.cleaned` -> `.swap` (indexes first, the `.log` last) only once they are complete and
+/// fsynced, so a `<base>.log.swap` is a whole replacement for the segments in its offset range: those are deleted
+/// and the swap files take their names. Index `.swap` files without a `.log.swap` belong to a swap that never
+/// started and are removed with the other leftovers.
+fn complete_interrupted_swaps(dir: &Path) -> io::Result<()> {
+    let log_swap_suffix = format!("{LOG_SUFFIX}{SWAP_SUFFIX}");
+    let mut swaps = Vec::new();
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(base) = name.strip_suffix(&log_swap_suffix).and_then(|stem| stem.parse::<i64>().ok()) {
+            swaps.push(base);
+        } else if let Some(base) = name.strip_suffix(LOG_SUFFIX).and_then(|stem| stem.parse::<i64>().ok()) {
+            bases.push(base);
+        }
+    }
+    swaps.sort_unstable();
+    for swap_base in swaps {
+        let swap_path = segment_file(dir, swap_base, &log_swap_suffix);
+        let file = File::open(&swap_path)?;
+        let len = file.metadata()?.len();
+        let mut pos = 0u64;
+        let mut last_offset = swap_base;
+        while let Ok(Some(h)) = read_header_at(&file, pos, len) {
+            last_offset = last_offset.max(h.last_offset);
+            pos += h.size;
+        }
+        for &base in bases.iter().filter(|b| **b >= swap_base && **b <= last_offset) {
+            tracing::info!(dir = %dir.display(), base_offset = base, swap = swap_base,
+                "deleting a segment replaced by an interrupted cleaner swap");
+            for suffix in SEGMENT_SUFFIXES {
+                let _ = std::fs::remove_file(segment_file(dir, base, suffix));
+            }
+        }
+        for suffix in SEGMENT_SUFFIXES {
+            let from = segment_file(dir, swap_base, &format!("{suffix}{SWAP_SUFFIX}"));
+            if from.exists() {
+                std::fs::rename(&from, segment_file(dir, swap_base, suffix))?;
+            }
+        }
+        tracing::info!(dir = %dir.display(), base_offset = swap_base, last_offset, "completed an interrupted cleaner swap");
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 fn write_index_file(file: &File, bytes: &[u8]) -> io::Result<()> {
@@ -234,6 +319,7 @@ fn load_trusted(
         offset_of_max_timestamp: offset_of_max,
         rolling_based_ms: first_ts.filter(|t| *t >= 0).unwrap_or(now_ms),
         flushed_size: log_len,
+        txn_index: TransactionIndex::new(),
     })
 }
 
@@ -245,7 +331,7 @@ fn read_all(file: &File) -> io::Result<Vec<u8>> {
 }
 
 /// Walks every batch of a segment, validating it and rebuilding both indexes; stops at the first invalid batch.
-fn scan_segment(
+pub(crate) fn scan_segment(
     log_file: &File,
     base: i64,
     first_expected_offset: i64,
@@ -264,6 +350,7 @@ fn scan_segment(
         offset_of_max_timestamp: base,
         rolling_based_ms: now_ms,
         flushed_size: 0,
+        txn_index: TransactionIndex::new(),
     };
     let mut reader = ChunkReader { file: log_file, file_len, buf: Vec::new(), buf_start: 0 };
     let mut pos = 0u64;

@@ -18,12 +18,20 @@ use super::log_validator::ValidatedBatch;
 use super::offset_index::OffsetIndex;
 use super::record_batch::{read_i32, read_i64, BATCH_HEADER_SIZE, LOG_OVERHEAD};
 use super::time_index::TimeIndex;
+use super::transaction_index::TransactionIndex;
 
 pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+pub const TXN_INDEX_SUFFIX: &str = ".txnindex";
+/// Every file a segment has, in the order they are renamed.
+pub const SEGMENT_SUFFIXES: [&str; 4] = [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, LOG_SUFFIX];
 /// Appended to a segment's file names when retention removes it, before the files are deleted.
 pub const DELETED_SUFFIX: &str = ".deleted";
+/// A segment being written by the log cleaner.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// A cleaned segment, complete and fsynced, about to replace the segments it was cleaned from.
+pub const SWAP_SUFFIX: &str = ".swap";
 
 /// `dir/<20-digit base offset><suffix>`, Kafka's segment file naming.
 pub fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
@@ -59,6 +67,8 @@ pub struct SegmentState {
     pub rolling_based_ms: i64,
     /// The segment's data reached the disk up to here (fsynced).
     pub flushed_size: u64,
+    /// Aborted transactions whose ABORT marker is in this segment (`.txnindex`).
+    pub txn_index: TransactionIndex,
 }
 
 pub struct LogSegment {
@@ -67,7 +77,17 @@ pub struct LogSegment {
     log_file: Arc<File>,
     index_file: Arc<File>,
     time_index_file: Arc<File>,
+    txn_index_file: Arc<File>,
     state: Mutex<SegmentState>,
+}
+
+/// The open files of a segment; `txn_index_existed` is false when the `.txnindex` had to be created.
+pub struct SegmentFiles {
+    pub log: File,
+    pub index: File,
+    pub time_index: File,
+    pub txn_index: File,
+    pub txn_index_existed: bool,
 }
 
 impl std::fmt::Debug for LogSegment {
@@ -89,13 +109,20 @@ impl LogSegment {
         index_file.set_len(0)?;
         let time_index_file = open_rw(&segment_file(dir, base_offset, TIME_INDEX_SUFFIX), true)?;
         time_index_file.set_len(0)?;
+        let txn_index_file = open_rw(&segment_file(dir, base_offset, TXN_INDEX_SUFFIX), true)?;
+        txn_index_file.set_len(0)?;
         sync_dir(dir)?;
+        let files = SegmentFiles {
+            log: log_file,
+            index: index_file,
+            time_index: time_index_file,
+            txn_index: txn_index_file,
+            txn_index_existed: true,
+        };
         Ok(LogSegment::from_parts(
             dir,
             base_offset,
-            log_file,
-            index_file,
-            time_index_file,
+            files,
             SegmentState {
                 size: 0,
                 next_offset: base_offset,
@@ -106,34 +133,33 @@ impl LogSegment {
                 offset_of_max_timestamp: base_offset,
                 rolling_based_ms: now_ms,
                 flushed_size: 0,
+                txn_index: TransactionIndex::new(),
             },
         ))
     }
 
     /// Opens an existing segment's files (creating missing index files empty); `state` comes from loading or
     /// recovery.
-    pub fn open_files(dir: &Path, base_offset: i64) -> io::Result<(File, File, File)> {
-        Ok((
-            open_rw(&segment_file(dir, base_offset, LOG_SUFFIX), false)?,
-            open_rw(&segment_file(dir, base_offset, INDEX_SUFFIX), true)?,
-            open_rw(&segment_file(dir, base_offset, TIME_INDEX_SUFFIX), true)?,
-        ))
+    pub fn open_files(dir: &Path, base_offset: i64) -> io::Result<SegmentFiles> {
+        let txn_path = segment_file(dir, base_offset, TXN_INDEX_SUFFIX);
+        let txn_index_existed = txn_path.exists();
+        Ok(SegmentFiles {
+            log: open_rw(&segment_file(dir, base_offset, LOG_SUFFIX), false)?,
+            index: open_rw(&segment_file(dir, base_offset, INDEX_SUFFIX), true)?,
+            time_index: open_rw(&segment_file(dir, base_offset, TIME_INDEX_SUFFIX), true)?,
+            txn_index: open_rw(&txn_path, true)?,
+            txn_index_existed,
+        })
     }
 
-    pub fn from_parts(
-        dir: &Path,
-        base_offset: i64,
-        log_file: File,
-        index_file: File,
-        time_index_file: File,
-        state: SegmentState,
-    ) -> LogSegment {
+    pub fn from_parts(dir: &Path, base_offset: i64, files: SegmentFiles, state: SegmentState) -> LogSegment {
         LogSegment {
             base_offset,
             dir: Mutex::new(dir.to_path_buf()),
-            log_file: Arc::new(log_file),
-            index_file: Arc::new(index_file),
-            time_index_file: Arc::new(time_index_file),
+            log_file: Arc::new(files.log),
+            index_file: Arc::new(files.index),
+            time_index_file: Arc::new(files.time_index),
+            txn_index_file: Arc::new(files.txn_index),
             state: Mutex::new(state),
         }
     }
@@ -149,6 +175,9 @@ impl LogSegment {
     }
     pub fn time_index_file(&self) -> &Arc<File> {
         &self.time_index_file
+    }
+    pub fn txn_index_file(&self) -> &Arc<File> {
+        &self.txn_index_file
     }
     pub fn log_path(&self) -> PathBuf {
         segment_file(&self.dir.lock(), self.base_offset, LOG_SUFFIX)
@@ -286,7 +315,7 @@ impl LogSegment {
     /// Renames the segment's files to `<name>.deleted`; open handles keep working for readers still using them.
     pub fn rename_for_delete(&self) -> io::Result<()> {
         let dir = self.dir.lock().clone();
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in SEGMENT_SUFFIXES {
             let from = segment_file(&dir, self.base_offset, suffix);
             let to = segment_file(&dir, self.base_offset, &format!("{suffix}{DELETED_SUFFIX}"));
             match std::fs::rename(&from, &to) {
@@ -300,7 +329,7 @@ impl LogSegment {
 
     /// Removes the `.deleted` files.
     pub fn delete_renamed_files(dir: &Path, base_offset: i64) {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in SEGMENT_SUFFIXES {
             let path = segment_file(dir, base_offset, &format!("{suffix}{DELETED_SUFFIX}"));
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != io::ErrorKind::NotFound {

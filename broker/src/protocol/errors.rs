@@ -13,6 +13,10 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
         LogError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+        LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        LogError::TransactionCoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
         LogError::Io { .. } | LogError::Offline(_) => ResponseError::KafkaStorageError,
     }
 }
