@@ -90,6 +90,18 @@ pub struct BrokerConfig {
     pub log_message_timestamp_before_max_ms: i64,
     /// `log.message.timestamp.after.max.ms`.
     pub log_message_timestamp_after_max_ms: i64,
+    /// `log.cleanup.policy`: `delete`, `compact` or `compact,delete`.
+    pub log_cleanup_policy: String,
+    /// `log.cleaner.delete.retention.ms`: how long tombstones survive compaction.
+    pub log_cleaner_delete_retention_ms: i64,
+    /// `log.cleaner.min.cleanable.ratio`.
+    pub log_cleaner_min_cleanable_ratio: f64,
+    /// `log.cleaner.min.compaction.lag.ms`.
+    pub log_cleaner_min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms`.
+    pub log_cleaner_max_compaction_lag_ms: i64,
+    /// `producer.id.expiration.ms`: forget an idle idempotent producer's state after this long.
+    pub producer_id_expiration_ms: i64,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
     /// `offsets.retention.minutes`.
@@ -131,6 +143,12 @@ impl Default for BrokerConfig {
             log_message_timestamp_type: "CreateTime".to_string(),
             log_message_timestamp_before_max_ms: log.message_timestamp_before_max_ms,
             log_message_timestamp_after_max_ms: log.message_timestamp_after_max_ms,
+            log_cleanup_policy: "delete".to_string(),
+            log_cleaner_delete_retention_ms: log.delete_retention_ms,
+            log_cleaner_min_cleanable_ratio: log.min_cleanable_dirty_ratio,
+            log_cleaner_min_compaction_lag_ms: log.min_compaction_lag_ms,
+            log_cleaner_max_compaction_lag_ms: log.max_compaction_lag_ms,
+            producer_id_expiration_ms: log.producer_id_expiration_ms,
             group_initial_rebalance_delay_ms: 3_000,
             offsets_retention_minutes: 7 * 24 * 60,
         }
@@ -176,7 +194,13 @@ impl BrokerConfig {
             flush_messages: if self.flush_every_produce { 1 } else { self.log_flush_interval_messages },
             flush_ms: self.log_flush_interval_ms,
             file_delete_delay_ms: self.log_segment_delete_delay_ms,
-            ..LogConfig::default()
+            cleanup_policy_compact: self.log_cleanup_policy.split(',').any(|p| p.trim() == "compact"),
+            cleanup_policy_delete: self.log_cleanup_policy.split(',').any(|p| p.trim() == "delete"),
+            delete_retention_ms: self.log_cleaner_delete_retention_ms,
+            min_cleanable_dirty_ratio: self.log_cleaner_min_cleanable_ratio,
+            min_compaction_lag_ms: self.log_cleaner_min_compaction_lag_ms,
+            max_compaction_lag_ms: self.log_cleaner_max_compaction_lag_ms,
+            producer_id_expiration_ms: self.producer_id_expiration_ms,
         }
     }
 }

@@ -112,12 +112,16 @@ macro_rules! def {
 
 /// Every topic config Kafka 4.x defines, in name order.
 pub static TOPIC_CONFIGS: &[ConfigDef] = &[
-    def!("cleanup.policy", Some("log.cleanup.policy"), Rule::ListOf(&["delete", "compact"]), |_| "delete".into()),
+    def!("cleanup.policy", Some("log.cleanup.policy"), Rule::ListOf(&["delete", "compact"]), |b| b
+        .log_cleanup_policy
+        .clone()),
     def!("compression.gzip.level", None, Rule::Int { min: -1 }, |_| "-1".into()),
     def!("compression.lz4.level", None, Rule::Int { min: 1 }, |_| "9".into()),
     def!("compression.type", Some("compression.type"), Rule::OneOf(&["producer"]), |_| "producer".into()),
     def!("compression.zstd.level", None, Rule::Int { min: -131072 }, |_| "3".into()),
-    def!("delete.retention.ms", Some("log.cleaner.delete.retention.ms"), Rule::Long { min: 0 }, |_| "86400000".into()),
+    def!("delete.retention.ms", Some("log.cleaner.delete.retention.ms"), Rule::Long { min: 0 }, |b| b
+        .log_cleaner_delete_retention_ms
+        .to_string()),
     def!("file.delete.delay.ms", Some("log.segment.delete.delay.ms"), Rule::Long { min: 0 }, |b| b
         .log_segment_delete_delay_ms
         .to_string()),
@@ -136,7 +140,8 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     def!("leader.replication.throttled.replicas", None, Rule::Text, |_| String::new()),
     def!("local.retention.bytes", Some("log.local.retention.bytes"), Rule::Long { min: -2 }, |_| "-2".into()),
     def!("local.retention.ms", Some("log.local.retention.ms"), Rule::Long { min: -2 }, |_| "-2".into()),
-    def!("max.compaction.lag.ms", Some("log.cleaner.max.compaction.lag.ms"), Rule::Long { min: 1 }, |_| i64::MAX
+    def!("max.compaction.lag.ms", Some("log.cleaner.max.compaction.lag.ms"), Rule::Long { min: 1 }, |b| b
+        .log_cleaner_max_compaction_lag_ms
         .to_string()),
     def!("max.message.bytes", Some("message.max.bytes"), Rule::Int { min: 0 }, |b| b.message_max_bytes.to_string()),
     def!("message.timestamp.after.max.ms", Some("log.message.timestamp.after.max.ms"), Rule::Long { min: 0 }, |b| b
@@ -155,9 +160,11 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         "min.cleanable.dirty.ratio",
         Some("log.cleaner.min.cleanable.ratio"),
         Rule::Double { min: 0.0, max: 1.0 },
-        |_| { "0.5".into() }
+        |b| b.log_cleaner_min_cleanable_ratio.to_string()
     ),
-    def!("min.compaction.lag.ms", Some("log.cleaner.min.compaction.lag.ms"), Rule::Long { min: 0 }, |_| "0".into()),
+    def!("min.compaction.lag.ms", Some("log.cleaner.min.compaction.lag.ms"), Rule::Long { min: 0 }, |b| b
+        .log_cleaner_min_compaction_lag_ms
+        .to_string()),
     def!("min.insync.replicas", Some("min.insync.replicas"), Rule::Int { min: 1 }, |_| "1".into()),
     def!("preallocate", Some("log.preallocate"), Rule::Bool, |_| "false".into()),
     def!("remote.log.copy.disable", None, Rule::Bool, |_| "false".into()),
@@ -218,7 +225,19 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         flush_messages: long("flush.messages", base.flush_messages),
         flush_ms: long("flush.ms", base.flush_ms),
         file_delete_delay_ms: long("file.delete.delay.ms", base.file_delete_delay_ms),
-        ..base
+        cleanup_policy_compact: get("cleanup.policy")
+            .map(|v| v.split(',').any(|p| p.trim() == "compact"))
+            .unwrap_or(base.cleanup_policy_compact),
+        cleanup_policy_delete: get("cleanup.policy")
+            .map(|v| v.split(',').any(|p| p.trim() == "delete"))
+            .unwrap_or(base.cleanup_policy_delete),
+        delete_retention_ms: long("delete.retention.ms", base.delete_retention_ms),
+        min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(base.min_cleanable_dirty_ratio),
+        min_compaction_lag_ms: long("min.compaction.lag.ms", base.min_compaction_lag_ms),
+        max_compaction_lag_ms: long("max.compaction.lag.ms", base.max_compaction_lag_ms),
+        producer_id_expiration_ms: base.producer_id_expiration_ms,
     }
 }
 

@@ -134,6 +134,7 @@ pub(crate) fn broker_configs(config: &BrokerConfig) -> Vec<(String, String, Conf
             }
             let (text, ty) = match value {
                 serde_json::Value::Bool(b) => (b.to_string(), ConfigType::Boolean),
+                serde_json::Value::Number(n) if n.is_f64() => (n.to_string(), ConfigType::Double),
                 serde_json::Value::Number(n) => (n.to_string(), ConfigType::Long),
                 serde_json::Value::String(s) => (s, ConfigType::String),
                 other => (other.to_string(), ConfigType::String),

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
@@ -57,6 +57,9 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
     }
     let response_max = if request.max_bytes > 0 { request.max_bytes as usize } else { DEFAULT_FETCH_MAX_BYTES };
     let min_bytes = request.min_bytes.max(0) as usize;
+    // isolation_level 1 = read_committed: data only up to the last stable offset, plus the aborted transactions
+    // in the returned range so the client can drop their records.
+    let read_committed = request.isolation_level == 1;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
 
     // Subscribe before the first read so an append between read and wait is not missed.
@@ -67,7 +70,7 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
         for w in watchers.iter_mut() {
             w.borrow_and_update();
         }
-        let (partitions, bytes, any_error) = read_all(ctx, &wanted, response_max).await;
+        let (partitions, bytes, any_error) = read_all(ctx, &wanted, response_max, read_committed).await;
         let done = bytes >= min_bytes
             || any_error
             || watchers.is_empty()
@@ -89,6 +92,7 @@ async fn read_all(
     ctx: &RequestContext,
     wanted: &[Wanted],
     response_max: usize,
+    read_committed: bool,
 ) -> (Vec<(String, PartitionData)>, usize, bool) {
     let s = &ctx.state;
     let mut out = Vec::with_capacity(wanted.len());
@@ -111,8 +115,10 @@ async fn read_all(
         };
         let log = &partition.log;
         let hw = log.high_watermark();
-        let base =
-            base.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(log.log_start_offset());
+        let base = base
+            .with_high_watermark(hw)
+            .with_last_stable_offset(log.last_stable_offset())
+            .with_log_start_offset(log.log_start_offset());
         if w.current_leader_epoch >= 0 && w.current_leader_epoch != partition.leader_epoch {
             any_error = true;
             let code = if w.current_leader_epoch > partition.leader_epoch {
@@ -131,10 +137,25 @@ async fn read_all(
             out.push((w.topic.clone(), base.with_records(Some(Bytes::new()))));
             continue;
         }
-        match log.read(w.fetch_offset, budget, min_one).await {
-            Ok(records) => {
+        let read = if read_committed {
+            log.read_committed(w.fetch_offset, budget, min_one).await.map(|(records, aborted)| {
+                let aborted = aborted
+                    .into_iter()
+                    .map(|a| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(a.producer_id))
+                            .with_first_offset(a.first_offset)
+                    })
+                    .collect();
+                (records, Some(aborted))
+            })
+        } else {
+            log.read(w.fetch_offset, budget, min_one).await.map(|records| (records, None))
+        };
+        match read {
+            Ok((records, aborted)) => {
                 total += records.len();
-                out.push((w.topic.clone(), base.with_records(Some(records))));
+                out.push((w.topic.clone(), base.with_records(Some(records)).with_aborted_transactions(aborted)));
             }
             Err(e) => {
                 any_error = true;

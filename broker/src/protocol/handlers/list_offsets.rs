@@ -17,6 +17,8 @@ const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let s = &ctx.state;
+    // isolation_level 1 (read_committed): "latest" is the last stable offset, and look-ups stop there.
+    let read_committed = request.isolation_level == 1;
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let name = t.name.0.as_str().to_string();
@@ -43,12 +45,14 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
             let log = &partition.log;
             let epoch = partition.leader_epoch;
             let answer = match p.timestamp {
-                LATEST => Ok(Some((-1, log.high_watermark(), epoch))),
+                LATEST => {
+                    Ok(Some((-1, if read_committed { log.last_stable_offset() } else { log.high_watermark() }, epoch)))
+                }
                 EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, log.log_start_offset(), epoch))),
                 // No tiered storage: nothing is tiered.
                 LATEST_TIERED => Ok(None),
                 ts if ts >= 0 || ts == MAX_TIMESTAMP => log
-                    .fetch_offset_for_timestamp(ts)
+                    .fetch_offset_for_timestamp_with_isolation(ts, read_committed)
                     .await
                     .map(|found| found.map(|f| (f.timestamp, f.offset, f.leader_epoch))),
                 other => {
