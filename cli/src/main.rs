@@ -6,7 +6,9 @@ mod broker;
 mod broker_config;
 mod client;
 mod consume;
+mod groups;
 mod perf;
+mod perf_rebalance;
 mod produce;
 mod topics;
 
@@ -34,6 +36,7 @@ static ALLOC: spate_broker::protocol::decode_guard::GuardedAllocator =
         spate topics create orders --partitions 3\n  \
         echo 'hello' | spate produce orders\n  \
         spate consume orders --from-beginning --max-messages 1\n  \
+        spate groups describe billing\n  \
         spate perf produce --topic bench --num-records 100000 --record-size 100"
 )]
 struct Cli {
@@ -51,6 +54,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic to standard output.
     Consume(consume::ConsumeArgs),
+    /// List, describe and delete consumer groups, and reset their committed offsets.
+    Groups(groups::GroupsArgs),
     /// Measure producer or consumer throughput and latency.
     Perf(perf::PerfArgs),
 }
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
             Command::Topics(args) => topics::run(args).await,
             Command::Produce(args) => produce::run(args).await,
             Command::Consume(args) => consume::run(args).await,
+            Command::Groups(args) => groups::run(args).await,
             Command::Perf(args) => perf::run(args).await,
         }
     });

@@ -35,6 +35,8 @@ enum PerfCommand {
     Produce(PerfProduceArgs),
     /// Read records from the start of a topic and report throughput.
     Consume(PerfConsumeArgs),
+    /// Measure how long a consumer group takes to rebalance when a member joins and when one leaves.
+    Rebalance(crate::perf_rebalance::PerfRebalanceArgs),
 }
 
 #[derive(Args, Debug)]
@@ -98,6 +100,7 @@ struct PerfConsumeArgs {
 pub async fn run(args: PerfArgs) -> Result<()> {
     match args.command {
         PerfCommand::Produce(a) => tokio::task::spawn_blocking(move || perf_produce(a)).await?,
+        PerfCommand::Rebalance(a) => tokio::task::spawn_blocking(move || crate::perf_rebalance::run(a)).await?,
         PerfCommand::Consume(a) => {
             let stop = Arc::new(AtomicBool::new(false));
             let on_signal = stop.clone();
