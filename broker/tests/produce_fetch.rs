@@ -27,12 +27,11 @@ async fn records_come_back_in_order_with_keys_and_headers() {
     let mut sends = Vec::new();
     for i in 0..3000 {
         let headers = OwnedHeaders::new().insert(Header { key: "seq", value: Some(i.to_string().as_bytes()) });
-        sends.push(
-            p.send(FutureRecord::to("rt").key(&keys[i]).payload(&values[i]).headers(headers), Duration::from_secs(30)),
-        );
+        // send_result enqueues now (send is lazy and would go one record per round trip).
+        sends.push(p.send_result(FutureRecord::to("rt").key(&keys[i]).payload(&values[i]).headers(headers)).unwrap());
     }
     for s in sends {
-        s.await.expect("delivered");
+        s.await.unwrap().expect("delivered");
     }
     let c = b.consumer(&[]);
     let got = consume(&c, "rt", &[0, 1, 2], 3000, Duration::from_secs(30));

@@ -100,6 +100,10 @@ pub fn uuid_like() -> String {
 }
 
 /// Sends `(key, value)` records and waits for every delivery; returns (partition, offset) per record.
+///
+/// Records are enqueued at once with `send_result` (`FutureProducer::send` is lazy: collecting its futures and
+/// awaiting them one by one would send one record per round trip), so librdkafka batches them as an application
+/// would.
 pub async fn produce(p: &FutureProducer, topic: &str, records: &[(Option<&str>, String)]) -> Vec<(i32, i64)> {
     let mut futures = Vec::new();
     for (k, v) in records {
@@ -107,11 +111,23 @@ pub async fn produce(p: &FutureProducer, topic: &str, records: &[(Option<&str>, 
         if let Some(k) = k {
             r = r.key(k.as_bytes());
         }
-        futures.push(p.send(r, Duration::from_secs(30)));
+        loop {
+            match p.send_result(r) {
+                Ok(f) => {
+                    futures.push(f);
+                    break;
+                }
+                Err((e, back)) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
+                    r = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => panic!("cannot enqueue: {e}"),
+            }
+        }
     }
     let mut out = Vec::new();
     for f in futures {
-        let delivered = f.await.expect("delivered");
+        let delivered = f.await.expect("delivery future").expect("delivered");
         out.push((delivered.partition, delivered.offset));
     }
     out
