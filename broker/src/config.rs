@@ -106,6 +106,18 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: u64,
     /// `offsets.retention.minutes`.
     pub offsets_retention_minutes: u64,
+    /// `transaction.max.timeout.ms`: the largest `transaction.timeout.ms` a producer may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: a transactional id idle (no transaction) this long is removed.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state` when it is created.
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often timed-out transactions are
+    /// looked for and aborted.
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often expired transactional ids are
+    /// looked for.
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -151,6 +163,11 @@ impl Default for BrokerConfig {
             producer_id_expiration_ms: log.producer_id_expiration_ms,
             group_initial_rebalance_delay_ms: 3_000,
             offsets_retention_minutes: 7 * 24 * 60,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_state_log_num_partitions: 50,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
         }
     }
 }

@@ -164,6 +164,9 @@ pub struct Group {
     pub offsets: HashMap<(String, i32), CommittedOffset>,
     /// Offset commits queued to the log but not yet applied, per partition; such offsets do not expire.
     pub pending_commits: HashMap<(String, i32), u32>,
+    /// Offsets committed inside transactions (TxnOffsetCommit) whose transaction has not ended: producer id ->
+    /// offsets. They become committed offsets when the COMMIT marker is written, and are dropped on ABORT.
+    pub pending_txn_offsets: HashMap<i64, HashMap<(String, i32), CommittedOffset>>,
     /// Topics the members of a `consumer` group subscribe to, when their metadata could be read.
     pub subscribed_topics: Option<HashSet<String>>,
 }
@@ -187,8 +190,15 @@ impl Group {
             sync_deadline: None,
             offsets: HashMap::new(),
             pending_commits: HashMap::new(),
+            pending_txn_offsets: HashMap::new(),
             subscribed_topics: None,
         }
+    }
+
+    /// Whether an offset of `tp` is still in flight, plain or transactional: OffsetFetch with `require_stable`
+    /// answers UNSTABLE_OFFSET_COMMIT for it (Kafka's `hasPendingOffsetCommitsForTopicPartition`).
+    pub fn has_pending_offset_commit(&self, tp: &(String, i32)) -> bool {
+        self.pending_commits.contains_key(tp) || self.pending_txn_offsets.values().any(|o| o.contains_key(tp))
     }
 
     pub fn is(&self, state: GroupState) -> bool {

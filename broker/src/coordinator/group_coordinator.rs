@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::group::{join_error, sync_error, CommittedOffset, Group, GroupState, JoinTimer, Member};
 use super::group_metadata_manager::{AppendFailure, GroupMetadataManager, Replayed, WriteRequest};
+use super::internal_topic::TxnProducer;
 use super::offsets_topic;
 use crate::config::BrokerConfig;
 use crate::protocol::handlers::{now_ms, str_bytes};
@@ -101,6 +102,8 @@ pub struct FetchedOffset {
     pub topic: String,
     pub partition: i32,
     pub offset: Option<CommittedOffset>,
+    /// Asked with `require_stable` while a commit of this partition is pending: UNSTABLE_OFFSET_COMMIT.
+    pub unstable: bool,
 }
 
 /// The group coordinator of this broker.
@@ -120,6 +123,7 @@ fn store_error(e: AppendFailure) -> ResponseError {
     match e {
         AppendFailure::TooLarge => ResponseError::UnknownServerError,
         AppendFailure::Unavailable => ResponseError::CoordinatorNotAvailable,
+        AppendFailure::ProducerFenced => ResponseError::InvalidProducerEpoch,
     }
 }
 
@@ -133,7 +137,7 @@ impl GroupCoordinator {
         let now = Instant::now();
         let now_ms = now_ms();
         let mut groups = self.groups.lock();
-        let Replayed { groups: values, mut offsets } = replayed;
+        let Replayed { groups: values, mut offsets, pending_txn_offsets } = replayed;
         for (id, value) in values {
             let mut g = Group::from_value(&id, value, now, now_ms);
             if let Some(o) = offsets.remove(&id) {
@@ -146,6 +150,16 @@ impl GroupCoordinator {
             let mut g = Group::new(&id, now_ms);
             g.offsets = o.into_iter().map(|(k, v)| (k, CommittedOffset::from_value(v))).collect();
             groups.insert(id, g);
+        }
+        // Offsets of transactions without a marker yet: the transaction coordinator completes them.
+        for (producer_id, by_group) in pending_txn_offsets {
+            for (id, o) in by_group {
+                let g = groups.entry(id.clone()).or_insert_with(|| Group::new(&id, now_ms));
+                g.pending_txn_offsets
+                    .entry(producer_id)
+                    .or_default()
+                    .extend(o.into_iter().map(|(k, v)| (k, CommittedOffset::from_value(v))));
+            }
         }
         drop(groups);
         let _ = self.manager.set(manager);
@@ -463,7 +477,11 @@ impl GroupCoordinator {
                     });
                     self.write(
                         &g.group_id,
-                        WriteRequest { records: vec![(offsets_topic::group_key(&g.group_id), Some(value))], done },
+                        WriteRequest {
+                            records: vec![(offsets_topic::group_key(&g.group_id), Some(value))],
+                            producer: None,
+                            done,
+                        },
                     );
                 } else {
                     self.maybe_prepare_rebalance(g, "static member joined with a change of protocol", now);
@@ -612,7 +630,7 @@ impl GroupCoordinator {
         });
         self.write(
             &g.group_id,
-            WriteRequest { records: vec![(offsets_topic::group_key(&g.group_id), Some(value))], done },
+            WriteRequest { records: vec![(offsets_topic::group_key(&g.group_id), Some(value))], producer: None, done },
         );
     }
 
@@ -695,7 +713,11 @@ impl GroupCoordinator {
                     });
                     self.write(
                         &g.group_id,
-                        WriteRequest { records: vec![(offsets_topic::group_key(&g.group_id), Some(value))], done },
+                        WriteRequest {
+                            records: vec![(offsets_topic::group_key(&g.group_id), Some(value))],
+                            producer: None,
+                            done,
+                        },
                     );
                 }
             }
@@ -900,26 +922,44 @@ impl GroupCoordinator {
                 }
                 let _ = tx.send(outcome);
             });
-            self.write(group_id, WriteRequest { records, done });
+            self.write(group_id, WriteRequest { records, producer: None, done });
         }
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(AppendFailure::TooLarge)) => Err(ResponseError::InvalidCommitOffsetSize),
-            Ok(Err(AppendFailure::Unavailable)) | Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+            Ok(Err(AppendFailure::Unavailable | AppendFailure::ProducerFenced)) | Err(_) => {
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
         }
     }
 
     /// Committed offsets of `group_id`: of the partitions asked for, or of every partition when `wanted` is
     /// `None`. An unknown group has no offsets.
     pub fn fetch_offsets(&self, group_id: &str, wanted: Option<Vec<(String, i32)>>) -> Vec<FetchedOffset> {
+        self.fetch_offsets_with(group_id, wanted, false)
+    }
+
+    /// [`Self::fetch_offsets`]; with `require_stable` (OffsetFetch v7+, KIP-447) a partition whose offset is still
+    /// in flight — a plain commit being written, or a transactional commit whose transaction has not ended — is
+    /// marked `unstable` and answered UNSTABLE_OFFSET_COMMIT, so the consumer retries rather than starting from
+    /// an offset that is about to change.
+    pub fn fetch_offsets_with(
+        &self,
+        group_id: &str,
+        wanted: Option<Vec<(String, i32)>>,
+        require_stable: bool,
+    ) -> Vec<FetchedOffset> {
         let groups = self.groups.lock();
         let g = groups.get(group_id).filter(|g| !g.is(GroupState::Dead));
+        let unstable = |tp: &(String, i32)| require_stable && g.is_some_and(|g| g.has_pending_offset_commit(tp));
         match wanted {
             Some(list) => list
                 .into_iter()
                 .map(|(topic, partition)| {
-                    let offset = g.and_then(|g| g.offsets.get(&(topic.clone(), partition)).cloned());
-                    FetchedOffset { topic, partition, offset }
+                    let tp = (topic, partition);
+                    let unstable = unstable(&tp);
+                    let offset = if unstable { None } else { g.and_then(|g| g.offsets.get(&tp).cloned()) };
+                    FetchedOffset { topic: tp.0, partition, offset, unstable }
                 })
                 .collect(),
             None => {
@@ -927,10 +967,14 @@ impl GroupCoordinator {
                     .map(|g| {
                         g.offsets
                             .iter()
-                            .map(|((t, p), o)| FetchedOffset {
-                                topic: t.clone(),
-                                partition: *p,
-                                offset: Some(o.clone()),
+                            .map(|((t, p), o)| {
+                                let unstable = unstable(&(t.clone(), *p));
+                                FetchedOffset {
+                                    topic: t.clone(),
+                                    partition: *p,
+                                    offset: if unstable { None } else { Some(o.clone()) },
+                                    unstable,
+                                }
                             })
                             .collect()
                     })
@@ -939,6 +983,105 @@ impl GroupCoordinator {
                 all
             }
         }
+    }
+
+    /// TxnOffsetCommit: validates as Kafka's `doTxnCommitOffsets` and writes the offsets as a transactional batch
+    /// of `producer` to the group's partition. Once written they are pending on the producer's transaction;
+    /// [`Self::complete_transaction`] makes them committed offsets (COMMIT) or drops them (ABORT).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_transactional_offsets(
+        self: &Arc<Self>,
+        group_id: &str,
+        producer: TxnProducer,
+        generation_id: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<(), ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        if !self.is_loaded() {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut groups = self.groups.lock();
+            // Kafka creates an empty group for offsets committed by a producer that is not in the group.
+            let g = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id, now_ms()));
+            validate_txn_offset_commit(g, member_id, instance_id, generation_id)?;
+            if offsets.is_empty() {
+                return Ok(());
+            }
+            let commit_timestamp = now_ms();
+            let mut records = Vec::with_capacity(offsets.len());
+            let mut committed = Vec::with_capacity(offsets.len());
+            for o in offsets {
+                let value = CommittedOffset {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata: o.metadata,
+                    commit_timestamp,
+                    expire_timestamp: None,
+                };
+                records.push((
+                    offsets_topic::offset_key(group_id, &o.topic, o.partition),
+                    Some(offsets_topic::offset_value(&value.to_value())),
+                ));
+                *g.pending_commits.entry((o.topic.clone(), o.partition)).or_default() += 1;
+                committed.push(((o.topic, o.partition), value));
+            }
+            let this = self.clone();
+            let gid = group_id.to_string();
+            let done = Box::new(move |outcome: Result<(), AppendFailure>| {
+                let mut groups = this.groups.lock();
+                if let Some(g) = groups.get_mut(&gid) {
+                    for (tp, value) in committed {
+                        if let Some(n) = g.pending_commits.get_mut(&tp) {
+                            *n -= 1;
+                            if *n == 0 {
+                                g.pending_commits.remove(&tp);
+                            }
+                        }
+                        if outcome.is_ok() {
+                            g.pending_txn_offsets.entry(producer.producer_id).or_default().insert(tp, value);
+                        }
+                    }
+                }
+                let _ = tx.send(outcome);
+            });
+            self.write(group_id, WriteRequest { records, producer: Some(producer), done });
+        }
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(AppendFailure::TooLarge)) => Err(ResponseError::InvalidCommitOffsetSize),
+            Ok(Err(AppendFailure::ProducerFenced)) => Err(ResponseError::InvalidProducerEpoch),
+            Ok(Err(AppendFailure::Unavailable)) | Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// The transaction of `producer_id` ended and its marker is written to `__consumer_offsets` partition
+    /// `offsets_partition` (Kafka's `onTransactionCompleted`): its pending offsets in the groups of that partition
+    /// become committed offsets on COMMIT and are dropped on ABORT.
+    pub fn complete_transaction(&self, producer_id: i64, offsets_partition: i32, commit: bool) {
+        let Some(manager) = self.manager.get() else { return };
+        let mut groups = self.groups.lock();
+        for g in groups.values_mut() {
+            if g.pending_txn_offsets.is_empty() || manager.partition_for(&g.group_id) != offsets_partition {
+                continue;
+            }
+            if let Some(offsets) = g.pending_txn_offsets.remove(&producer_id) {
+                tracing::debug!(group = %g.group_id, producer_id, commit, offsets = offsets.len(), "transactional offsets completed");
+                if commit {
+                    g.offsets.extend(offsets);
+                }
+            }
+        }
+    }
+
+    /// The partition of `__consumer_offsets` that holds `group_id` (AddOffsetsToTxn adds it to a transaction).
+    pub fn partition_for(&self, group_id: &str) -> Option<i32> {
+        self.manager.get().map(|m| m.partition_for(group_id))
     }
 
     /// Deletes committed offsets of partitions no member consumes.
@@ -987,7 +1130,7 @@ impl GroupCoordinator {
                 }
                 let _ = tx.send(outcome);
             });
-            self.write(group_id, WriteRequest { records, done });
+            self.write(group_id, WriteRequest { records, producer: None, done });
             results
         };
         match rx.await {
@@ -1065,7 +1208,7 @@ impl GroupCoordinator {
                         let done = Box::new(move |outcome: Result<(), AppendFailure>| {
                             let _ = tx.send(outcome);
                         });
-                        self.write(&id, WriteRequest { records, done });
+                        self.write(&id, WriteRequest { records, producer: None, done });
                         tracing::info!(group = %id, offsets = g.offsets.len(), "deleted group");
                         waits.push((results.len(), rx));
                     }
@@ -1189,7 +1332,7 @@ impl GroupCoordinator {
             let expired: Vec<(String, i32)> = g
                 .expired_offsets(now, retention_ms)
                 .into_iter()
-                .filter(|tp| !g.pending_commits.contains_key(tp))
+                .filter(|tp| !g.has_pending_offset_commit(tp))
                 .collect();
             let mut records: Vec<(Bytes, Option<Bytes>)> = Vec::with_capacity(expired.len() + 1);
             for tp in &expired {
@@ -1197,7 +1340,11 @@ impl GroupCoordinator {
                 records.push((offsets_topic::offset_key(&g.group_id, &tp.0, tp.1), None));
             }
             expired_total += expired.len();
-            if g.is(GroupState::Empty) && g.offsets.is_empty() && g.pending_commits.is_empty() {
+            if g.is(GroupState::Empty)
+                && g.offsets.is_empty()
+                && g.pending_commits.is_empty()
+                && g.pending_txn_offsets.is_empty()
+            {
                 g.transition_to(GroupState::Dead, now);
                 records.push((offsets_topic::group_key(&g.group_id), None));
                 dead.push(g.group_id.clone());
@@ -1209,7 +1356,7 @@ impl GroupCoordinator {
                         tracing::warn!(group = %gid, error = ?e, "failed to write offset expiration tombstones");
                     }
                 });
-                self.write(&g.group_id, WriteRequest { records, done });
+                self.write(&g.group_id, WriteRequest { records, producer: None, done });
             }
         }
         for id in &dead {
@@ -1227,6 +1374,31 @@ impl GroupCoordinator {
 
 /// The result of one item of a batched request: `None` for success, as the wire's error code 0.
 pub type Outcome = Option<ResponseError>;
+
+/// Kafka's `validateOffsetCommit` for a transactional commit: a member id, when given, must be known, and a
+/// generation, when given, must be the group's; no REBALANCE_IN_PROGRESS (the producer's transaction decides).
+fn validate_txn_offset_commit(
+    g: &Group,
+    member_id: &str,
+    instance_id: Option<&str>,
+    generation_id: i32,
+) -> Result<(), ResponseError> {
+    if g.is(GroupState::Dead) {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    if generation_id >= 0 || !member_id.is_empty() || instance_id.is_some() {
+        if g.is_static_member_fenced(instance_id, member_id) {
+            return Err(ResponseError::FencedInstanceId);
+        }
+        if !member_id.is_empty() && !g.has(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if generation_id != g.generation_id {
+            return Err(ResponseError::IllegalGeneration);
+        }
+    }
+    Ok(())
+}
 
 /// Kafka's `ClassicGroup.validateOffsetCommit`.
 fn validate_offset_commit(

@@ -7,74 +7,44 @@
 //! completion in queue order, so the in-memory state is updated in log order too. A change is acknowledged
 //! to a client only from its completion, i.e. after the append succeeded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::internal_topic::{self, Replayed as Entry, TxnProducer};
+pub use super::internal_topic::{AppendFailure, CoordinatorError};
 use super::offsets_topic::{self, GroupValue, OffsetValue, RecordKey};
 use crate::broker::BrokerState;
 use crate::cluster::replica_manager::Partition;
-use crate::cluster::{MetadataError, NewTopic};
-use crate::log::LogError;
-use crate::protocol::handlers::now_ms;
 
 /// Stop adding queued requests to one batch beyond this many bytes of keys and values, well under the
 /// default `max.message.bytes` of the topic.
 const MAX_BATCH_BYTES: usize = 512 * 1024;
-/// How much of the log one read during replay returns.
-const REPLAY_READ_BYTES: usize = 4 * 1024 * 1024;
-
-/// Why the coordinator could not load or persist its state.
-#[derive(Debug, thiserror::Error)]
-pub enum CoordinatorError {
-    #[error("cannot create {topic}: {source}")]
-    CreateTopic {
-        topic: &'static str,
-        #[source]
-        source: MetadataError,
-    },
-    #[error("{topic} partition {partition} is not hosted on this broker")]
-    MissingPartition { topic: &'static str, partition: i32 },
-    #[error("cannot read {partition} at offset {offset}: {source}")]
-    Read {
-        partition: String,
-        offset: i64,
-        #[source]
-        source: LogError,
-    },
-    #[error("corrupt record batch in {partition} at offset {offset}: {reason}")]
-    CorruptBatch { partition: String, offset: i64, reason: String },
-}
-
-/// Why an append to `__consumer_offsets` failed, reduced to what decides the client's error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AppendFailure {
-    /// The records exceed the topic's `max.message.bytes`.
-    TooLarge,
-    /// The log is offline, the disk failed, or the writer is gone (shutting down).
-    Unavailable,
-}
 
 /// Runs after the append of a request, with its outcome, on the partition's writer task.
 pub type Completion = Box<dyn FnOnce(Result<(), AppendFailure>) + Send>;
 
-/// Records for one partition: (key, value), a `None` value being a tombstone.
+/// Records for one partition: (key, value), a `None` value being a tombstone. With `producer`, the records are
+/// a transactional offset commit and are written as their own transactional batch.
 pub struct WriteRequest {
     pub records: Vec<(Bytes, Option<Bytes>)>,
+    pub producer: Option<TxnProducer>,
     pub done: Completion,
 }
+
+/// Transactional offset commits by producer id, then group, then partition.
+pub type PendingTxnOffsets = HashMap<i64, HashMap<String, HashMap<(String, i32), OffsetValue>>>;
 
 /// State replayed from one partition: the last value of every key still present.
 #[derive(Default)]
 pub struct Replayed {
     pub groups: HashMap<String, GroupValue>,
     pub offsets: HashMap<String, HashMap<(String, i32), OffsetValue>>,
+    /// Transactional offset commits whose transaction has no marker yet: producer id -> group -> offsets.
+    pub pending_txn_offsets: PendingTxnOffsets,
 }
 
 /// Owns the writers of `__consumer_offsets`.
@@ -89,28 +59,9 @@ impl GroupMetadataManager {
     /// into `replayed`, and starts one writer per partition.
     pub async fn open(state: &Arc<BrokerState>) -> Result<(GroupMetadataManager, Replayed), CoordinatorError> {
         let topic = offsets_topic::TOPIC;
-        let meta = match state.metadata.topic(topic) {
-            Some(t) => t,
-            None => {
-                let configs = BTreeMap::from([
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    ("segment.bytes".to_string(), offsets_topic::SEGMENT_BYTES.to_string()),
-                ]);
-                let new = NewTopic {
-                    name: topic.to_string(),
-                    partitions: offsets_topic::DEFAULT_PARTITIONS,
-                    replication_factor: 1,
-                    configs,
-                };
-                match state.controller.create_topic(new, false).await {
-                    Ok(t) => t,
-                    Err(MetadataError::TopicExists(_)) => {
-                        state.metadata.topic(topic).ok_or(CoordinatorError::MissingPartition { topic, partition: 0 })?
-                    }
-                    Err(source) => return Err(CoordinatorError::CreateTopic { topic, source }),
-                }
-            }
-        };
+        let meta =
+            internal_topic::ensure_topic(state, topic, offsets_topic::DEFAULT_PARTITIONS, offsets_topic::SEGMENT_BYTES)
+                .await?;
         // An existing topic keeps its partition count, as in Kafka: groups must stay where they were written.
         let count = meta.partitions;
         let mut replayed = Replayed::default();
@@ -162,11 +113,26 @@ impl GroupMetadataManager {
 }
 
 async fn write_loop(partition: Arc<Partition>, mut rx: mpsc::UnboundedReceiver<WriteRequest>) {
-    while let Some(first) = rx.recv().await {
+    // A transactional request met while gathering a batch of plain ones waits here for the next round.
+    let mut held: Option<WriteRequest> = None;
+    loop {
+        let first = match held.take() {
+            Some(r) => r,
+            None => match rx.recv().await {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let producer = first.producer;
         let mut size = request_size(&first);
         let mut queued = vec![first];
-        while size < MAX_BATCH_BYTES {
+        // Plain requests are appended together (group commit); a transactional one is a batch of its own.
+        while producer.is_none() && size < MAX_BATCH_BYTES {
             match rx.try_recv() {
+                Ok(next) if next.producer.is_some() => {
+                    held = Some(next);
+                    break;
+                }
                 Ok(next) => {
                     size += request_size(&next);
                     queued.push(next);
@@ -175,7 +141,7 @@ async fn write_loop(partition: Arc<Partition>, mut rx: mpsc::UnboundedReceiver<W
             }
         }
         let records: Vec<(Bytes, Option<Bytes>)> = queued.iter().flat_map(|r| r.records.iter().cloned()).collect();
-        let outcome = append(&partition, &records).await;
+        let outcome = internal_topic::append(&partition, &records, producer).await;
         for request in queued {
             (request.done)(outcome);
         }
@@ -186,122 +152,52 @@ fn request_size(r: &WriteRequest) -> usize {
     r.records.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len) + 32).sum()
 }
 
-async fn append(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> Result<(), AppendFailure> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    let now = now_ms();
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: partition.leader_epoch,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch wherever offset - sequence changes; keeping it constant keeps
-            // one batch, whose base sequence is then -1 as a non-idempotent batch must have.
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(key.clone()),
-            value: value.clone(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    if let Err(e) = RecordBatchEncoder::encode(&mut buf, &records, &options) {
-        tracing::error!(partition = %partition.tp, error = %e, "cannot encode coordinator records");
-        return Err(AppendFailure::Unavailable);
-    }
-    match partition.log.append_as_leader(buf.freeze(), partition.leader_epoch).await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            tracing::warn!(partition = %partition.tp, error = %e, records = records.len(), "coordinator append failed");
-            Err(match e {
-                LogError::RecordTooLarge { .. } => AppendFailure::TooLarge,
-                _ => AppendFailure::Unavailable,
-            })
-        }
-    }
-}
-
-/// Reads one partition from its start to the high watermark, keeping the last value of every key.
+/// Reads one partition from its start to the high watermark, keeping the last value of every key. Offsets
+/// committed in a transaction are held per producer until its marker: a COMMIT applies them, an ABORT drops them.
 async fn replay(partition: &Partition, out: &mut Replayed) -> Result<(), CoordinatorError> {
-    let log = &partition.log;
-    let end = log.high_watermark();
-    let mut offset = log.log_start_offset();
-    while offset < end {
-        let data = log.read(offset, REPLAY_READ_BYTES, true).await.map_err(|source| CoordinatorError::Read {
-            partition: partition.tp.to_string(),
-            offset,
-            source,
-        })?;
-        if data.is_empty() {
-            // Nothing readable below the high watermark (e.g. compacted away): done.
-            break;
+    let mut pending = PendingTxnOffsets::new();
+    internal_topic::replay(partition, |entry| match entry {
+        Entry::Record { offset, producer, key, value } => {
+            apply_record(partition, offset, producer, &key, value, out, &mut pending)
         }
-        let next = apply_batches(partition, data, out)?;
-        if next <= offset {
-            break;
+        Entry::Marker { producer_id, commit } => {
+            if let Some(groups) = pending.remove(&producer_id) {
+                if commit {
+                    for (group, offsets) in groups {
+                        out.offsets.entry(group).or_default().extend(offsets);
+                    }
+                }
+            }
         }
-        offset = next;
+    })
+    .await?;
+    for (producer_id, groups) in pending {
+        let into = out.pending_txn_offsets.entry(producer_id).or_default();
+        for (group, offsets) in groups {
+            into.entry(group).or_default().extend(offsets);
+        }
     }
     Ok(())
 }
 
-/// Applies every whole batch in `data`; returns the offset after the last one.
-fn apply_batches(partition: &Partition, mut data: Bytes, out: &mut Replayed) -> Result<i64, CoordinatorError> {
-    let mut next = -1;
-    // Batch header: base offset (8), length (4), leader epoch (4), magic (1), crc (4), attributes (2),
-    // last offset delta (4). Read by hand so empty (fully compacted) batches still advance the offset.
-    while data.len() >= 27 {
-        let base_offset = i64::from_be_bytes(header_bytes(&data, 0));
-        let length = i32::from_be_bytes(header_bytes(&data, 8));
-        let total = 12 + length.max(0) as usize;
-        if length < 0 || total > data.len() {
-            break;
-        }
-        let attributes = i16::from_be_bytes(header_bytes(&data, 21));
-        let last_delta = i32::from_be_bytes(header_bytes(&data, 23));
-        let mut batch = data.split_to(total);
-        next = base_offset + i64::from(last_delta) + 1;
-        if attributes & 0x20 != 0 {
-            continue; // control batch (transaction marker)
-        }
-        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| CoordinatorError::CorruptBatch {
-            partition: partition.tp.to_string(),
-            offset: base_offset,
-            reason: e.to_string(),
-        })?;
-        for record in set.records {
-            apply_record(partition, record, out);
-        }
-    }
-    Ok(next)
-}
-
-fn header_bytes<const N: usize>(data: &[u8], at: usize) -> [u8; N] {
-    let mut a = [0u8; N];
-    a.copy_from_slice(&data[at..at + N]);
-    a
-}
-
-fn apply_record(partition: &Partition, record: Record, out: &mut Replayed) {
-    let Some(key) = record.key else { return };
-    let key = match offsets_topic::decode_key(&key) {
+fn apply_record(
+    partition: &Partition,
+    offset: i64,
+    producer: Option<i64>,
+    key: &[u8],
+    value: Option<Bytes>,
+    out: &mut Replayed,
+    pending: &mut PendingTxnOffsets,
+) {
+    let key = match offsets_topic::decode_key(key) {
         Ok(k) => k,
         Err(e) => {
-            tracing::warn!(partition = %partition.tp, offset = record.offset, error = %e, "skipping unreadable key");
+            tracing::warn!(partition = %partition.tp, offset, error = %e, "skipping unreadable key");
             return;
         }
     };
     match key {
-        RecordKey::Offset { group, topic, partition: p } => match record.value {
+        RecordKey::Offset { group, topic, partition: p } => match value {
             None => {
                 if let Some(offsets) = out.offsets.get_mut(&group) {
                     offsets.remove(&(topic, p));
@@ -311,15 +207,20 @@ fn apply_record(partition: &Partition, record: Record, out: &mut Replayed) {
                 }
             }
             Some(v) => match offsets_topic::decode_offset_value(&v) {
-                Ok(value) => {
-                    out.offsets.entry(group).or_default().insert((topic, p), value);
-                }
+                Ok(value) => match producer {
+                    Some(pid) => {
+                        pending.entry(pid).or_default().entry(group).or_default().insert((topic, p), value);
+                    }
+                    None => {
+                        out.offsets.entry(group).or_default().insert((topic, p), value);
+                    }
+                },
                 Err(e) => {
-                    tracing::warn!(partition = %partition.tp, offset = record.offset, error = %e, "skipping unreadable offset commit")
+                    tracing::warn!(partition = %partition.tp, offset, error = %e, "skipping unreadable offset commit")
                 }
             },
         },
-        RecordKey::Group { group } => match record.value {
+        RecordKey::Group { group } => match value {
             None => {
                 out.groups.remove(&group);
             }
@@ -328,12 +229,12 @@ fn apply_record(partition: &Partition, record: Record, out: &mut Replayed) {
                     out.groups.insert(group, value);
                 }
                 Err(e) => {
-                    tracing::warn!(partition = %partition.tp, offset = record.offset, error = %e, "skipping unreadable group metadata")
+                    tracing::warn!(partition = %partition.tp, offset, error = %e, "skipping unreadable group metadata")
                 }
             },
         },
         RecordKey::Other(version) => {
-            tracing::debug!(partition = %partition.tp, offset = record.offset, version, "ignoring record of a key version this coordinator does not keep");
+            tracing::debug!(partition = %partition.tp, offset, version, "ignoring record of a key version this coordinator does not keep");
         }
     }
 }

@@ -226,7 +226,7 @@ pub fn subscribed_topics(subscription: &[u8]) -> Option<Vec<String>> {
     Some(topics)
 }
 
-fn put_string(b: &mut BytesMut, s: &str) {
+pub(crate) fn put_string(b: &mut BytesMut, s: &str) {
     b.put_i16(s.len() as i16);
     b.put_slice(s.as_bytes());
 }
@@ -239,17 +239,17 @@ fn put_nullable_string(b: &mut BytesMut, s: Option<&str>) {
 }
 
 /// Reads Kafka's primitive types, classic or flexible (compact lengths, tagged fields).
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     flexible: bool,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], flexible: bool) -> Self {
+    pub(crate) fn new(buf: &'a [u8], flexible: bool) -> Self {
         Reader { buf, flexible }
     }
 
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordFormatError> {
+    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordFormatError> {
         if self.buf.len() < n {
             return Err(RecordFormatError::Truncated(field));
         }
@@ -258,24 +258,24 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn i16(&mut self, field: &'static str) -> Result<i16, RecordFormatError> {
+    pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, RecordFormatError> {
         let b = self.take(2, field)?;
         Ok(i16::from_be_bytes([b[0], b[1]]))
     }
 
-    fn i32(&mut self, field: &'static str) -> Result<i32, RecordFormatError> {
+    pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, RecordFormatError> {
         let b = self.take(4, field)?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn i64(&mut self, field: &'static str) -> Result<i64, RecordFormatError> {
+    pub(crate) fn i64(&mut self, field: &'static str) -> Result<i64, RecordFormatError> {
         let b = self.take(8, field)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(i64::from_be_bytes(a))
     }
 
-    fn uvarint(&mut self, field: &'static str) -> Result<u64, RecordFormatError> {
+    pub(crate) fn uvarint(&mut self, field: &'static str) -> Result<u64, RecordFormatError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.take(1, field)?[0];
@@ -288,7 +288,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Length of a string or bytes field; `None` for null.
-    fn len(&mut self, field: &'static str, wide: bool) -> Result<Option<usize>, RecordFormatError> {
+    pub(crate) fn len(&mut self, field: &'static str, wide: bool) -> Result<Option<usize>, RecordFormatError> {
         let len: i64 = if self.flexible {
             self.uvarint(field)? as i64 - 1
         } else if wide {
@@ -299,7 +299,7 @@ impl<'a> Reader<'a> {
         Ok(if len < 0 { None } else { Some(len as usize) })
     }
 
-    fn nullable_string(&mut self, field: &'static str) -> Result<Option<String>, RecordFormatError> {
+    pub(crate) fn nullable_string(&mut self, field: &'static str) -> Result<Option<String>, RecordFormatError> {
         match self.len(field, false)? {
             None => Ok(None),
             Some(n) => {
@@ -309,18 +309,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn string(&mut self, field: &'static str) -> Result<String, RecordFormatError> {
+    pub(crate) fn string(&mut self, field: &'static str) -> Result<String, RecordFormatError> {
         self.nullable_string(field)?.ok_or(RecordFormatError::NegativeLength { field, len: -1 })
     }
 
-    fn bytes(&mut self, field: &'static str) -> Result<Bytes, RecordFormatError> {
+    pub(crate) fn bytes(&mut self, field: &'static str) -> Result<Bytes, RecordFormatError> {
         match self.len(field, true)? {
             None => Ok(Bytes::new()),
             Some(n) => Ok(Bytes::copy_from_slice(self.take(n, field)?)),
         }
     }
 
-    fn array_len(&mut self, field: &'static str) -> Result<usize, RecordFormatError> {
+    pub(crate) fn array_len(&mut self, field: &'static str) -> Result<usize, RecordFormatError> {
         let n: i64 = if self.flexible { self.uvarint(field)? as i64 - 1 } else { i64::from(self.i32(field)?) };
         // Each element is at least one byte, so a count beyond what is left is a corrupt record.
         if n < 0 || n as usize > self.buf.len() {
@@ -329,7 +329,23 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
-    fn skip_tagged_fields(&mut self) -> Result<(), RecordFormatError> {
+    /// An array count that may be null (-1, or 0 in compact form): `None` for null.
+    pub(crate) fn nullable_array_len(&mut self, field: &'static str) -> Result<Option<usize>, RecordFormatError> {
+        let n: i64 = if self.flexible { self.uvarint(field)? as i64 - 1 } else { i64::from(self.i32(field)?) };
+        if n < 0 {
+            return Ok(None);
+        }
+        if n as usize > self.buf.len() {
+            return Err(RecordFormatError::NegativeLength { field, len: n });
+        }
+        Ok(Some(n as usize))
+    }
+
+    pub(crate) fn i8(&mut self, field: &'static str) -> Result<i8, RecordFormatError> {
+        Ok(self.take(1, field)?[0] as i8)
+    }
+
+    pub(crate) fn skip_tagged_fields(&mut self) -> Result<(), RecordFormatError> {
         if !self.flexible {
             return Ok(());
         }

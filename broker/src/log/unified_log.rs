@@ -332,6 +332,12 @@ impl UnifiedLog {
         self.inner.producer_state.lock().producers().values().map(|e| (e.producer_id, e.producer_epoch)).collect()
     }
 
+    /// Every producer's full state here (DescribeProducers): epoch, last batches, coordinator epoch, last
+    /// timestamp and the first offset of its open transaction.
+    pub fn producer_entries(&self) -> Vec<super::producer_state::ProducerStateEntry> {
+        self.inner.producer_state.lock().producers().values().cloned().collect()
+    }
+
     /// Drops the state of producers idle for `producer.id.expiration.ms` (no open transaction). Returns how many.
     pub fn remove_expired_producers(&self, now_ms: i64) -> usize {
         let expiration = self.inner.config.read().producer_id_expiration_ms;

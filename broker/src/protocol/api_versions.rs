@@ -45,6 +45,16 @@ pub const SUPPORTED: &[Supported] = &[
     Supported { api: ApiKey::DescribeGroups, min: 0, max: 6 },
     Supported { api: ApiKey::DeleteGroups, min: 0, max: 2 },
     Supported { api: ApiKey::OffsetDelete, min: 0, max: 0 },
+    // Transactions (coordinator/transaction_coordinator.rs), transactions V1: EndTxn, AddPartitionsToTxn and
+    // TxnOffsetCommit stop at the last version before KIP-890 part 2 (transactions V2) changes their meaning.
+    Supported { api: ApiKey::AddPartitionsToTxn, min: 0, max: 4 },
+    Supported { api: ApiKey::AddOffsetsToTxn, min: 0, max: 4 },
+    Supported { api: ApiKey::EndTxn, min: 0, max: 4 },
+    Supported { api: ApiKey::TxnOffsetCommit, min: 0, max: 4 },
+    Supported { api: ApiKey::WriteTxnMarkers, min: 1, max: 1 },
+    Supported { api: ApiKey::DescribeTransactions, min: 0, max: 0 },
+    Supported { api: ApiKey::ListTransactions, min: 0, max: 1 },
+    Supported { api: ApiKey::DescribeProducers, min: 0, max: 0 },
 ];
 
 /// Requests of these versions are advertised but refused (KIP-896).

@@ -73,6 +73,17 @@ pub async fn dispatch(ctx: &RequestContext, request: RequestKind) -> Reply {
         Rq::DescribeGroups(r) => Rs::DescribeGroups(handlers::describe_groups::handle(ctx, r)).into(),
         Rq::DeleteGroups(r) => Rs::DeleteGroups(handlers::delete_groups::handle(ctx, r).await).into(),
         Rq::OffsetDelete(r) => Rs::OffsetDelete(handlers::offset_delete::handle(ctx, r).await).into(),
+        // -- transactions (coordinator/transaction_coordinator.rs) --
+        Rq::AddPartitionsToTxn(r) => {
+            Rs::AddPartitionsToTxn(handlers::add_partitions_to_txn::handle(ctx, r).await).into()
+        }
+        Rq::AddOffsetsToTxn(r) => Rs::AddOffsetsToTxn(handlers::add_offsets_to_txn::handle(ctx, r).await).into(),
+        Rq::EndTxn(r) => Rs::EndTxn(handlers::end_txn::handle(ctx, r).await).into(),
+        Rq::TxnOffsetCommit(r) => Rs::TxnOffsetCommit(handlers::txn_offset_commit::handle(ctx, r).await).into(),
+        Rq::WriteTxnMarkers(r) => Rs::WriteTxnMarkers(handlers::write_txn_markers::handle(ctx, r).await).into(),
+        Rq::DescribeTransactions(r) => Rs::DescribeTransactions(handlers::describe_transactions::handle(ctx, r)).into(),
+        Rq::ListTransactions(r) => Rs::ListTransactions(handlers::list_transactions::handle(ctx, r)).into(),
+        Rq::DescribeProducers(r) => Rs::DescribeProducers(handlers::describe_producers::handle(ctx, r)).into(),
         other => {
             // Unreachable while api_versions::SUPPORTED and this match agree; closing is what Kafka does with a
             // request it cannot handle.

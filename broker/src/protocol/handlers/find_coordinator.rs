@@ -1,13 +1,12 @@
 //! FindCoordinator: which broker coordinates a group (key type 0) or a transactional id (key type 1). A single
-//! Spate node coordinates everything, so the answer is this node, once it can actually serve the key.
+//! Spate node coordinates everything, so the answer is this node once the coordinator has loaded its topic.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::protocol::api_versions;
 use crate::protocol::dispatch::RequestContext;
 
 const GROUP: i8 = 0;
@@ -46,9 +45,7 @@ fn coordinator_for(ctx: &RequestContext, key_type: i8, key: StrBytes) -> Coordin
     };
     let available = match key_type {
         GROUP => s.coordinators.groups.is_loaded(),
-        // Transactions are coordinated here only once this broker speaks their APIs; until then clients are
-        // told to retry rather than sent to a coordinator that would refuse them.
-        TRANSACTION => api_versions::supported_range(ApiKey::InitProducerId).is_some(),
+        TRANSACTION => s.coordinators.transactions.is_loaded(),
         other => {
             return unavailable(key, ResponseError::InvalidRequest, &format!("unknown coordinator key type {other}"));
         }

@@ -1,5 +1,7 @@
 //! OffsetFetch: a group's committed offsets, for the partitions asked for or (topics = null, v2+) all of them.
 //! v8+ asks for several groups at once (KIP-709). A partition without a committed offset answers -1.
+//! With `require_stable` (v7+, KIP-447) a partition with a commit still in flight — a transactional one before its
+//! marker — answers UNSTABLE_OFFSET_COMMIT, and the consumer retries.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,7 @@ use crate::protocol::dispatch::RequestContext;
 
 pub fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse {
     let version = ctx.version();
+    let require_stable = version >= 7 && request.require_stable;
     if version >= 8 {
         let groups = request
             .groups
@@ -29,19 +32,20 @@ pub fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> OffsetFetchR
                         })
                         .collect()
                 });
-                let (error, offsets) = fetch(ctx, g.group_id.0.as_str(), wanted);
+                let (error, offsets) = fetch(ctx, g.group_id.0.as_str(), wanted, require_stable);
                 let topics = by_topic(offsets)
                     .into_iter()
                     .map(|(name, parts)| {
                         OffsetFetchResponseTopics::default().with_name(topic_name(&name)).with_partitions(
                             parts
                                 .into_iter()
-                                .map(|(p, offset, epoch, metadata)| {
+                                .map(|(p, offset, epoch, metadata, code)| {
                                     OffsetFetchResponsePartitions::default()
                                         .with_partition_index(p)
                                         .with_committed_offset(offset)
                                         .with_committed_leader_epoch(epoch)
                                         .with_metadata(Some(str_bytes(metadata)))
+                                        .with_error_code(code)
                                 })
                                 .collect(),
                         )
@@ -63,7 +67,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> OffsetFetchR
             })
             .collect()
     });
-    let (error, offsets) = fetch(ctx, request.group_id.0.as_str(), wanted);
+    let (error, offsets) = fetch(ctx, request.group_id.0.as_str(), wanted, require_stable);
     // v0-1 have no top-level error code: the group's error goes on every partition.
     let partition_error = if version < 2 { error.map_or(0, |e| e.code()) } else { 0 };
     let topics = by_topic(offsets)
@@ -72,13 +76,13 @@ pub fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> OffsetFetchR
             OffsetFetchResponseTopic::default().with_name(topic_name(&name)).with_partitions(
                 parts
                     .into_iter()
-                    .map(|(p, offset, epoch, metadata)| {
+                    .map(|(p, offset, epoch, metadata, code)| {
                         OffsetFetchResponsePartition::default()
                             .with_partition_index(p)
                             .with_committed_offset(offset)
                             .with_committed_leader_epoch(epoch)
                             .with_metadata(Some(str_bytes(metadata)))
-                            .with_error_code(partition_error)
+                            .with_error_code(if partition_error != 0 { partition_error } else { code })
                     })
                     .collect(),
             )
@@ -95,6 +99,7 @@ fn fetch(
     ctx: &RequestContext,
     group_id: &str,
     wanted: Option<Vec<(String, i32)>>,
+    require_stable: bool,
 ) -> (Option<ResponseError>, Vec<FetchedOffset>) {
     let groups = &ctx.state.coordinators.groups;
     if group_id.is_empty() {
@@ -103,10 +108,11 @@ fn fetch(
     if !groups.is_loaded() {
         return (Some(ResponseError::CoordinatorLoadInProgress), Vec::new());
     }
-    (None, groups.fetch_offsets(group_id, wanted))
+    (None, groups.fetch_offsets_with(group_id, wanted, require_stable))
 }
 
-type PartitionRow = (i32, i64, i32, String);
+/// partition, offset, leader epoch, metadata, error code.
+type PartitionRow = (i32, i64, i32, String, i16);
 
 /// Groups offsets by topic, keeping the order in which topics first appear.
 fn by_topic(offsets: Vec<FetchedOffset>) -> Vec<(String, Vec<PartitionRow>)> {
@@ -116,9 +122,10 @@ fn by_topic(offsets: Vec<FetchedOffset>) -> Vec<(String, Vec<PartitionRow>)> {
         if !rows.contains_key(&f.topic) {
             order.push(f.topic.clone());
         }
+        let code = if f.unstable { ResponseError::UnstableOffsetCommit.code() } else { 0 };
         let row = match f.offset {
-            Some(o) => (f.partition, o.offset, o.leader_epoch, o.metadata),
-            None => (f.partition, -1, -1, String::new()),
+            Some(o) => (f.partition, o.offset, o.leader_epoch, o.metadata, code),
+            None => (f.partition, -1, -1, String::new(), code),
         };
         rows.entry(f.topic).or_default().push(row);
     }

@@ -1,5 +1,11 @@
 //! Produce: validate and append each partition's batches, all partitions of a request at once so the storage
 //! threads can commit them together, and answer with base offsets (or nothing, for acks=0).
+//!
+//! Transactional batches of a request with a transactional id are first checked with the transaction
+//! coordinator, as Kafka's produce path verifies them (KIP-890 part 1): the producer must hold the id's current
+//! epoch (else INVALID_PRODUCER_EPOCH) and the partition must have been added to its open transaction with
+//! AddPartitionsToTxn — else TRANSACTION_ABORTABLE from Produce v11 on, INVALID_TXN_STATE before, so a
+//! transaction can never leave data in a partition its markers will not reach.
 
 use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -8,6 +14,7 @@ use kafka_protocol::ResponseError;
 
 use super::{str_bytes, topic_name};
 use crate::cluster::topic_name as names;
+use crate::log::record_batch::RecordBatch;
 use crate::protocol::dispatch::{Reply, RequestContext};
 use crate::protocol::errors::log_error_code;
 
@@ -34,6 +41,7 @@ impl Outcome {
 pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Reply {
     let s = &ctx.state;
     let acks = request.acks;
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string()).filter(|t| !t.is_empty());
     let mut response_topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         // Produce v13 names topics by id (KIP-516).
@@ -84,6 +92,8 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Reply {
             }
             let appends = topic.partition_data.into_iter().map(|p| {
                 let partition = s.replicas.partition(&name, p.index);
+                let transactional_id = transactional_id.as_deref();
+                let name = name.as_str();
                 async move {
                     let Some(partition) = partition else {
                         return Outcome::failed(p.index, ResponseError::UnknownTopicOrPartition, "unknown partition");
@@ -91,6 +101,11 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Reply {
                     let Some(records) = p.records else {
                         return Outcome::failed(p.index, ResponseError::CorruptMessage, "no records");
                     };
+                    if let Some(tid) = transactional_id {
+                        if let Err((code, message)) = verify_transaction(ctx, tid, name, p.index, &records) {
+                            return Outcome::failed(p.index, code, message);
+                        }
+                    }
                     match partition.log.append_as_leader(records, partition.leader_epoch).await {
                         Ok(info) => Outcome {
                             index: p.index,
@@ -143,4 +158,34 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Reply {
         };
     }
     Reply::Response(Box::new(ResponseKind::Produce(ProduceResponse::default().with_responses(response_topics))))
+}
+
+/// Checks a transactional write with the transaction coordinator (Kafka's `handleVerifyPartitionsInTransaction`
+/// through `AddPartitionsToTxnManager`, whose error mapping this follows). Non-transactional data passes.
+fn verify_transaction(
+    ctx: &RequestContext,
+    transactional_id: &str,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+) -> Result<(), (ResponseError, String)> {
+    let Some(batch) = RecordBatch::header_only(records) else { return Ok(()) };
+    if !batch.is_transactional() {
+        return Ok(());
+    }
+    let tp = [(topic.to_string(), partition)];
+    let txns = &ctx.state.coordinators.transactions;
+    match txns.verify_partitions(transactional_id, batch.producer_id(), batch.producer_epoch(), &tp) {
+        Ok(found) if found.first() == Some(&true) => Ok(()),
+        Ok(_) => {
+            let code =
+                if ctx.version() > 10 { ResponseError::TransactionAbortable } else { ResponseError::InvalidTxnState };
+            Err((code, format!("partition {topic}-{partition} is not in the transaction of {transactional_id}")))
+        }
+        Err(ResponseError::ProducerFenced) => Err((
+            ResponseError::InvalidProducerEpoch,
+            format!("producer epoch {} of {transactional_id} is not the current one", batch.producer_epoch()),
+        )),
+        Err(e) => Err((e, format!("transaction of {transactional_id} cannot take writes now"))),
+    }
 }
