@@ -167,7 +167,7 @@ impl UnifiedLog {
         if loaded.truncated {
             tracing::warn!(topic = %ctx.tp.topic, partition = ctx.tp.partition, log_end_offset, "log recovered with truncation");
         }
-        tracing::info!(
+        tracing::debug!(
             topic = %ctx.tp.topic, partition = ctx.tp.partition, log_start_offset, log_end_offset,
             segments = segments.len(), clean = recovery_point.is_none(), "loaded log"
         );
