@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 use rdkafka::client::ClientContext;
@@ -67,6 +67,16 @@ struct PerfProduceArgs {
     /// How long to wait for a batch to fill (librdkafka linger.ms).
     #[arg(long, value_name = "MS")]
     linger_ms: Option<u64>,
+    /// Idempotent producer (librdkafka enable.idempotence=true).
+    #[arg(long)]
+    idempotence: bool,
+    /// Produce in transactions with this transactional.id (implies idempotence), like kafka-producer-perf-test's
+    /// --transactional-id.
+    #[arg(long, value_name = "ID")]
+    transactional_id: Option<String>,
+    /// Records per transaction with --transactional-id.
+    #[arg(long, default_value_t = 1000, value_name = "N", requires = "transactional_id")]
+    transaction_records: u64,
     /// Print a progress line this often on standard error, in milliseconds; 0 for none.
     #[arg(long, default_value_t = 5_000, value_name = "MS")]
     report_interval_ms: u64,
@@ -180,6 +190,11 @@ struct ProduceReport {
     records_per_sec: f64,
     mb_per_sec: f64,
     latency_ms: Latency,
+    /// Transactions committed, with --transactional-id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transactions: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transactions_per_sec: Option<f64>,
 }
 
 #[derive(Serialize, Debug)]
@@ -218,6 +233,12 @@ fn perf_produce(args: PerfProduceArgs) -> Result<()> {
     if let Some(linger) = args.linger_ms {
         overrides.push(("linger.ms", linger.to_string()));
     }
+    if args.idempotence {
+        overrides.push(("enable.idempotence", "true".to_string()));
+    }
+    if let Some(id) = &args.transactional_id {
+        overrides.push(("transactional.id", id.clone()));
+    }
     let start = Instant::now();
     let context = PerfContext {
         client: CliContext::default(),
@@ -234,6 +255,13 @@ fn perf_produce(args: PerfProduceArgs) -> Result<()> {
         .create_with_context(context)
         .map_err(|e| CliError::ClientConfig(e.to_string()))?;
     fetch_metadata(connect)?;
+    let transactional = args.transactional_id.is_some();
+    let txn_timeout = connect.timeout().max(Duration::from_secs(30));
+    if transactional {
+        producer.init_transactions(txn_timeout).context("init_transactions")?;
+        producer.begin_transaction().context("begin_transaction")?;
+    }
+    let mut transactions = 0u64;
 
     let value = payload(args.record_size);
     let start = Instant::now();
@@ -242,6 +270,11 @@ fn perf_produce(args: PerfProduceArgs) -> Result<()> {
     let report_every = Duration::from_millis(args.report_interval_ms);
     let mut refused = 0u64;
     for i in 0..args.num_records {
+        if transactional && i > 0 && i % args.transaction_records.max(1) == 0 {
+            producer.commit_transaction(txn_timeout).context("commit_transaction")?;
+            transactions += 1;
+            producer.begin_transaction().context("begin_transaction")?;
+        }
         if args.throughput > 0 {
             // Sleep until this record is due rather than sending in bursts.
             let due = start + Duration::from_secs_f64(i as f64 / args.throughput as f64);
@@ -275,6 +308,10 @@ fn perf_produce(args: PerfProduceArgs) -> Result<()> {
             last_report = Instant::now();
         }
     }
+    if transactional && args.num_records > 0 {
+        producer.commit_transaction(txn_timeout).context("commit_transaction")?;
+        transactions += 1;
+    }
     let flush_timeout = connect.timeout().max(Duration::from_secs(60));
     let flushed = producer.flush(flush_timeout);
     let elapsed = start.elapsed();
@@ -301,6 +338,8 @@ fn perf_produce(args: PerfProduceArgs) -> Result<()> {
             p99_9: ms(histogram.value_at_quantile(0.999)),
             max: ms(histogram.max()),
         },
+        transactions: transactional.then_some(transactions),
+        transactions_per_sec: transactional.then_some(transactions as f64 / secs),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -311,6 +350,9 @@ fn perf_produce(args: PerfProduceArgs) -> Result<()> {
              {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
             report.records_sent, report.records_per_sec, report.mb_per_sec, l.avg, l.max, l.p50, l.p95, l.p99, l.p99_9
         );
+        if let (Some(n), Some(rate)) = (report.transactions, report.transactions_per_sec) {
+            println!("{n} transactions committed, {rate:.1} transactions/sec.");
+        }
     }
 
     let lost = args.num_records.saturating_sub(delivered + failed);

@@ -256,3 +256,40 @@ fn perf_produce_and_consume_report_throughput_and_latency() {
     let text = ok(broker.spate(&["perf", "produce", "--topic", &topic, "--num-records", "10"]));
     assert!(text.starts_with("10 records sent, ") && text.contains("ms 99.9th."), "{text}");
 }
+
+#[test]
+fn perf_produce_in_transactions_commits_every_n_records() {
+    let broker = TestBroker::start();
+    let topic = unique_topic("perf-txn");
+    ok(broker.spate(&["topics", "create", &topic, "--partitions", "2"]));
+    let produced: serde_json::Value = serde_json::from_str(&ok(broker.spate(&[
+        "perf",
+        "produce",
+        "--topic",
+        &topic,
+        "--num-records",
+        "2500",
+        "--transactional-id",
+        &format!("perf-{topic}"),
+        "--transaction-records",
+        "1000",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(produced["records_sent"], 2500);
+    assert_eq!(produced["transactions"], 3, "2500 records at 1000 per transaction");
+    // Committed, so a read_committed consumer sees them all.
+    let consumed: serde_json::Value = serde_json::from_str(&ok(broker.spate(&[
+        "perf",
+        "consume",
+        "--topic",
+        &topic,
+        "--num-records",
+        "2500",
+        "-X",
+        "isolation.level=read_committed",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(consumed["records"], 2500);
+}
