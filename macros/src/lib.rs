@@ -1,2 +1,466 @@
-//! Procedural macros for Spate. `#[kafka_listener]` and `#[spate::main]` arrive with "Framework, part 1";
-//! see `macros/README.md`.
+//! Procedural macros for Spate: `#[kafka_listener(...)]`, `#[send_to("topic")]` and `#[spate::main]`.
+//!
+//! `#[kafka_listener]` keeps the handler function as written (it can still be called directly in unit tests) and
+//! adds, under the same name in the type namespace, a struct whose `definition()` builds the
+//! `spate::ListenerDefinition`, registered with `inventory` so `spate::App` finds it. Mistakes that can be seen in
+//! the signature are compile errors pointing at the mistake; argument types are checked through the
+//! `FromRecord` / `FromBatch` traits, so an unsupported type is an error at that argument.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, FnArg, ItemFn, Lit, LitStr, ReturnType, Type};
+
+/// Turns an async fn into a Kafka listener. See the `spate` crate documentation for attributes and arguments.
+#[proc_macro_attribute]
+pub fn kafka_listener(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match expand_listener(attr.into(), item.into()) {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Sends a listener's return value to a topic. Must be written below `#[kafka_listener(...)]`, which consumes it.
+#[proc_macro_attribute]
+pub fn send_to(_attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item2: TokenStream2 = item.into();
+    let err = syn::Error::new(
+        Span::call_site(),
+        "#[send_to] must be placed below #[kafka_listener(...)] on the same function",
+    )
+    .to_compile_error();
+    quote!(#err #item2).into()
+}
+
+/// Runs a Spate application: `async fn main() -> spate::App` (or `Result<spate::App, E>`) builds it; the macro
+/// sets up logging and a multi-threaded tokio runtime, runs the app and stops it gracefully on SIGINT/SIGTERM.
+#[proc_macro_attribute]
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match expand_main(attr.into(), item.into()) {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand_main(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    if !attr.is_empty() {
+        return Err(syn::Error::new(attr.span(), "#[spate::main] takes no arguments"));
+    }
+    let f: ItemFn = syn::parse2(item)?;
+    if f.sig.asyncness.is_none() {
+        return Err(syn::Error::new(f.sig.fn_token.span(), "#[spate::main] needs an `async fn`"));
+    }
+    if !f.sig.inputs.is_empty() {
+        return Err(syn::Error::new(f.sig.inputs.span(), "#[spate::main] functions take no arguments"));
+    }
+    let attrs = &f.attrs;
+    let vis = &f.vis;
+    let name = &f.sig.ident;
+    let body = &f.block;
+    let ret = match &f.sig.output {
+        ReturnType::Default => {
+            return Err(syn::Error::new(
+                f.sig.ident.span(),
+                "#[spate::main] functions return the application: `-> spate::App` (or `Result<spate::App, E>`)",
+            ))
+        }
+        ReturnType::Type(_, t) => t.clone(),
+    };
+    Ok(quote! {
+        #(#attrs)*
+        #vis fn #name() -> ::std::process::ExitCode {
+            ::spate::__private::run_main(async move { let __app: #ret = #body; __app })
+        }
+    })
+}
+
+#[derive(Default)]
+struct Attrs {
+    topics: Option<(Span, Vec<Expr>)>,
+    topic_pattern: Option<(Span, LitStr)>,
+    topic_partitions: Option<(Span, Vec<LitStr>)>,
+    id: Option<LitStr>,
+    group_id: Option<LitStr>,
+    concurrency: Option<LitStr>,
+    key_concurrency: Option<LitStr>,
+    auto_startup: Option<LitStr>,
+    batch: Option<(Span, bool)>,
+    ack_mode: Option<(Span, String)>,
+    ordering: Option<(Span, String)>,
+    properties: Vec<LitStr>,
+    client_id_prefix: Option<LitStr>,
+    filter: Option<syn::Path>,
+    error_handler: Option<syn::Path>,
+    cluster: Option<LitStr>,
+}
+
+const KNOWN: &str = "topics, topic_pattern, topic_partitions, id, group_id, concurrency, auto_startup, batch, \
+                     ack_mode, ordering, key_concurrency, properties, client_id_prefix, filter, error_handler, cluster";
+
+fn lit_str(e: &Expr, what: &str) -> syn::Result<LitStr> {
+    match e {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(s.clone()),
+        _ => Err(syn::Error::new(e.span(), format!("`{what}` expects a string literal"))),
+    }
+}
+
+/// A number, bool or string literal, as text (strings may hold `${...}` placeholders).
+fn lit_text(e: &Expr, what: &str) -> syn::Result<LitStr> {
+    match e {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(s.clone()),
+        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => Ok(LitStr::new(i.base10_digits(), i.span())),
+        Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => Ok(LitStr::new(&b.value.to_string(), b.span)),
+        _ => Err(syn::Error::new(e.span(), format!("`{what}` expects a literal or a \"${{config.key}}\" string"))),
+    }
+}
+
+fn list(e: &Expr) -> Vec<Expr> {
+    match e {
+        Expr::Array(a) => a.elems.iter().cloned().collect(),
+        other => vec![other.clone()],
+    }
+}
+
+fn path_of(e: &Expr, what: &str) -> syn::Result<syn::Path> {
+    match e {
+        Expr::Path(p) => Ok(p.path.clone()),
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => s.parse(),
+        _ => Err(syn::Error::new(e.span(), format!("`{what}` expects a path to a function"))),
+    }
+}
+
+fn parse_attrs(attr: TokenStream2) -> syn::Result<Attrs> {
+    let mut a = Attrs::default();
+    let parser = syn::meta::parser(|meta| {
+        let key = meta
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .ok_or_else(|| meta.error(format!("unknown attribute; expected one of: {KNOWN}")))?;
+        let span = meta.path.span();
+        let value: Expr = meta.value()?.parse()?;
+        match key.as_str() {
+            "topics" => a.topics = Some((span, list(&value))),
+            "topic_pattern" => a.topic_pattern = Some((span, lit_str(&value, "topic_pattern")?)),
+            "topic_partitions" => {
+                let v = list(&value).iter().map(|e| lit_str(e, "topic_partitions")).collect::<syn::Result<_>>()?;
+                a.topic_partitions = Some((span, v));
+            }
+            "id" => a.id = Some(lit_str(&value, "id")?),
+            "group_id" => a.group_id = Some(lit_str(&value, "group_id")?),
+            "concurrency" => a.concurrency = Some(lit_text(&value, "concurrency")?),
+            "key_concurrency" => a.key_concurrency = Some(lit_text(&value, "key_concurrency")?),
+            "auto_startup" => a.auto_startup = Some(lit_text(&value, "auto_startup")?),
+            "batch" => match &value {
+                Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => a.batch = Some((value.span(), b.value)),
+                _ => return Err(syn::Error::new(value.span(), "`batch` expects `true` or `false`")),
+            },
+            "ack_mode" => {
+                let s = match &value {
+                    Expr::Path(p) if p.path.get_ident().is_some() => {
+                        p.path.get_ident().map(|i| i.to_string()).unwrap_or_default()
+                    }
+                    _ => lit_str(&value, "ack_mode")?.value(),
+                };
+                let norm = s.to_ascii_lowercase().replace('-', "_");
+                let norm = match norm.as_str() {
+                    "countime" | "counttime" => "count_time".to_string(),
+                    "manualimmediate" => "manual_immediate".to_string(),
+                    _ => norm,
+                };
+                if !["record", "batch", "time", "count", "count_time", "manual", "manual_immediate"]
+                    .contains(&norm.as_str())
+                {
+                    return Err(syn::Error::new(
+                        value.span(),
+                        "unknown ack_mode; expected one of: record, batch, time, count, count_time, manual, manual_immediate",
+                    ));
+                }
+                a.ack_mode = Some((value.span(), norm));
+            }
+            "ordering" => {
+                let s = lit_str(&value, "ordering")?.value();
+                if s != "partition" && s != "key" {
+                    return Err(syn::Error::new(value.span(), "`ordering` is \"partition\" or \"key\""));
+                }
+                a.ordering = Some((value.span(), s));
+            }
+            "properties" => {
+                for e in list(&value) {
+                    let s = lit_str(&e, "properties")?;
+                    if !s.value().contains('=') {
+                        return Err(syn::Error::new(s.span(), "a property is written \"key=value\""));
+                    }
+                    a.properties.push(s);
+                }
+            }
+            "client_id_prefix" => a.client_id_prefix = Some(lit_str(&value, "client_id_prefix")?),
+            "filter" => a.filter = Some(path_of(&value, "filter")?),
+            "error_handler" => a.error_handler = Some(path_of(&value, "error_handler")?),
+            "cluster" => a.cluster = Some(lit_str(&value, "cluster")?),
+            other => {
+                return Err(syn::Error::new(span, format!("unknown attribute `{other}`; expected one of: {KNOWN}")))
+            }
+        }
+        Ok(())
+    });
+    parser.parse2(attr)?;
+    Ok(a)
+}
+
+/// The last path segment of a type, e.g. `Ack` for `spate::Ack`.
+fn type_name(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
+        Type::Reference(r) => type_name(&r.elem),
+        _ => None,
+    }
+}
+
+fn expand_listener(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    let a = parse_attrs(attr)?;
+    let mut f: ItemFn = syn::parse2(item)?;
+
+    // #[send_to("topic")] below us.
+    let mut send_to: Option<LitStr> = None;
+    let mut kept = Vec::new();
+    for at in f.attrs.drain(..) {
+        if at.path().segments.last().map(|s| s.ident == "send_to").unwrap_or(false) {
+            send_to = Some(at.parse_args::<LitStr>()?);
+        } else {
+            kept.push(at);
+        }
+    }
+    f.attrs = kept;
+
+    if f.sig.asyncness.is_none() {
+        return Err(syn::Error::new(f.sig.fn_token.span(), "a #[kafka_listener] must be an `async fn`"));
+    }
+    if !f.sig.generics.params.is_empty() {
+        return Err(syn::Error::new(f.sig.generics.span(), "a #[kafka_listener] cannot be generic"));
+    }
+
+    // Where records come from: exactly one of topics / topic_pattern / topic_partitions.
+    let sources: Vec<(&str, Span)> = [
+        a.topics.as_ref().map(|(s, _)| ("topics", *s)),
+        a.topic_pattern.as_ref().map(|(s, _)| ("topic_pattern", *s)),
+        a.topic_partitions.as_ref().map(|(s, _)| ("topic_partitions", *s)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if sources.len() > 1 {
+        return Err(syn::Error::new(
+            sources[1].1,
+            format!("`{}` cannot be combined with `{}`: a listener reads either named topics, a pattern, or explicit partitions", sources[1].0, sources[0].0),
+        ));
+    }
+    if sources.is_empty() {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "#[kafka_listener] needs `topics = \"...\"`, `topic_pattern = \"...\"` or `topic_partitions = [...]`",
+        ));
+    }
+
+    let batch = a.batch.map(|(_, b)| b).unwrap_or(false);
+    let manual = matches!(a.ack_mode.as_ref().map(|(_, m)| m.as_str()), Some("manual" | "manual_immediate"));
+
+    let name = f.sig.ident.clone();
+    let vis = f.vis.clone();
+    let mut extracts = Vec::new();
+    let mut arg_names = Vec::new();
+    let mut state_types = Vec::new();
+    let mut topic_checks = Vec::new();
+    let mut uses_ack = false;
+    let topic_consts: Vec<&Expr> = match &a.topics {
+        Some((_, ts)) => ts.iter().filter(|e| !matches!(e, Expr::Lit(_))).collect(),
+        None => Vec::new(),
+    };
+    for (i, input) in f.sig.inputs.iter().enumerate() {
+        let pt = match input {
+            FnArg::Receiver(r) => {
+                return Err(syn::Error::new(r.span(), "a #[kafka_listener] is a free function, not a method"))
+            }
+            FnArg::Typed(pt) => pt,
+        };
+        let ty = &*pt.ty;
+        let tname = type_name(ty).unwrap_or_default();
+        if tname == "Ack" {
+            if !manual {
+                return Err(syn::Error::new(
+                    ty.span(),
+                    "`Ack` is only available with ack_mode = \"manual\" or \"manual_immediate\"; with other ack modes the container commits for you",
+                ));
+            }
+            uses_ack = true;
+        }
+        if batch && matches!(tname.as_str(), "Meta" | "Key" | "Headers" | "Record") {
+            return Err(syn::Error::new(
+                ty.span(),
+                format!("`{tname}` is per-record metadata and cannot be an argument of a batch listener; take `Batch<T>` or `Vec<Record>` and read it from each record"),
+            ));
+        }
+        if tname == "State" {
+            if let Type::Path(p) = ty {
+                if let Some(syn::PathArguments::AngleBracketed(args)) = p.path.segments.last().map(|s| &s.arguments) {
+                    if let Some(syn::GenericArgument::Type(inner)) = args.args.first() {
+                        state_types.push(inner.clone());
+                    }
+                }
+            }
+        }
+        let var = format_ident!("__spate_arg{}", i);
+        let extract = if batch {
+            quote_spanned! {ty.span()=> let #var = <#ty as ::spate::FromBatch>::from_batch(__records, __ctx)?; }
+        } else {
+            quote_spanned! {ty.span()=> let #var = <#ty as ::spate::FromRecord>::from_record(__record, __ctx)?; }
+        };
+        extracts.push(extract);
+        arg_names.push(var);
+        for t in &topic_consts {
+            topic_checks.push(quote_spanned! {ty.span()=> ::spate::__private::assert_fits_topic::<_, _, #ty>(&#t); });
+        }
+    }
+    if manual && !uses_ack {
+        let span = a.ack_mode.as_ref().map(|(s, _)| *s).unwrap_or_else(Span::call_site);
+        return Err(syn::Error::new(
+            span,
+            "a manual ack mode needs an `Ack` argument, otherwise no record would ever be committed",
+        ));
+    }
+
+    let finish = match (&send_to, &f.sig.output) {
+        (Some(_), ReturnType::Default) => {
+            return Err(syn::Error::new(
+                f.sig.ident.span(),
+                "#[send_to] needs the listener to return the value to send",
+            ))
+        }
+        (Some(_), ReturnType::Type(_, t)) => quote_spanned! {t.span()=> ::spate::IntoReply::into_reply(__result) },
+        (None, ReturnType::Type(_, t)) => quote_spanned! {t.span()=> ::spate::IntoOutcome::into_outcome(__result) },
+        (None, ReturnType::Default) => quote! { ::spate::IntoOutcome::into_outcome(__result) },
+    };
+    let parts = if batch {
+        quote! { let (__records, __ctx) = __delivery.batch_parts()?; }
+    } else {
+        quote! { let (__record, __ctx) = __delivery.record_parts()?; }
+    };
+
+    // The builder calls.
+    let id_value = match &a.id {
+        Some(id) => quote!(#id),
+        None => {
+            let n = name.to_string();
+            quote!(#n)
+        }
+    };
+    let mut calls = Vec::new();
+    if a.id.is_none() {
+        calls.push(quote!(.default_id()));
+    }
+    if let Some((_, ts)) = &a.topics {
+        let names = ts.iter().map(|e| match e {
+            Expr::Lit(_) => quote!(::std::string::String::from(#e)),
+            other => quote!(::std::string::String::from((#other).name())),
+        });
+        calls.push(quote!(.topics([#(#names),*])));
+    }
+    if let Some((_, p)) = &a.topic_pattern {
+        calls.push(quote!(.topic_pattern(#p)));
+    }
+    if let Some((_, ps)) = &a.topic_partitions {
+        calls.push(quote!(.topic_partitions([#(#ps),*])));
+    }
+    if let Some(g) = &a.group_id {
+        calls.push(quote!(.group_id(#g)));
+    }
+    if let Some(c) = &a.concurrency {
+        calls.push(quote!(.concurrency(#c)));
+    }
+    if let Some(c) = &a.key_concurrency {
+        calls.push(quote!(.key_concurrency(#c)));
+    }
+    if let Some(c) = &a.auto_startup {
+        calls.push(quote!(.auto_startup(#c)));
+    }
+    if batch {
+        calls.push(quote!(.batch(true)));
+    }
+    if let Some((_, m)) = &a.ack_mode {
+        let v = match m.as_str() {
+            "record" => quote!(Record),
+            "batch" => quote!(Batch),
+            "time" => quote!(Time),
+            "count" => quote!(Count),
+            "count_time" => quote!(CountTime),
+            "manual" => quote!(Manual),
+            _ => quote!(ManualImmediate),
+        };
+        calls.push(quote!(.ack_mode(::spate::AckMode::#v)));
+    }
+    if let Some((_, o)) = &a.ordering {
+        let v = if o == "key" { quote!(Key) } else { quote!(Partition) };
+        calls.push(quote!(.ordering(::spate::Ordering::#v)));
+    }
+    for p in &a.properties {
+        calls.push(quote!(.property(#p)));
+    }
+    if let Some(p) = &a.client_id_prefix {
+        calls.push(quote!(.client_id_prefix(#p)));
+    }
+    if let Some(p) = &a.filter {
+        calls.push(quote_spanned!(p.span()=> .filter(#p)));
+    }
+    if let Some(p) = &a.error_handler {
+        calls.push(quote_spanned!(p.span()=> .error_handler(#p())));
+    }
+    if let Some(c) = &a.cluster {
+        calls.push(quote!(.cluster(#c)));
+    }
+    if let Some(t) = &send_to {
+        calls.push(quote!(.send_to(#t)));
+    }
+    if uses_ack {
+        calls.push(quote!(.uses_ack()));
+    }
+    for t in &state_types {
+        calls.push(quote!(.requires_state::<#t>()));
+    }
+
+    let doc =
+        format!("The `#[kafka_listener]` registration of [`{name}`]; `{name}::definition()` builds its listener.");
+    Ok(quote! {
+        #f
+
+        #[doc = #doc]
+        #[allow(non_camel_case_types)]
+        #vis struct #name {}
+
+        impl #name {
+            /// This listener's definition (to add it to an `App` explicitly, or wrap it in layers).
+            #[allow(dead_code)]
+            #vis fn definition() -> ::spate::ListenerDefinition {
+                #[allow(unreachable_code, unused_variables)]
+                fn __spate_checks() {
+                    #(#topic_checks)*
+                }
+                fn __spate_invoke(__delivery: ::spate::Delivery) -> ::spate::__private::HandlerFuture {
+                    ::std::boxed::Box::pin(async move {
+                        #parts
+                        #(#extracts)*
+                        let __result = #name(#(#arg_names),*).await;
+                        #finish
+                    })
+                }
+                ::spate::ListenerDefinition::new(#id_value, ::spate::__private::service_fn(__spate_invoke))
+                    #(#calls)*
+            }
+        }
+
+        ::spate::__private::inventory::submit! {
+            ::spate::__private::ListenerRegistration { definition: #name::definition, module: ::std::module_path!() }
+        }
+    })
+}

@@ -1,0 +1,141 @@
+//! Records/s through a `#[kafka_listener]` (concurrency 1 and 4) against a bare rdkafka `StreamConsumer` loop on the
+//! same topic, both against the bundled broker in-process. Run: `cargo bench -p spate --bench listener_throughput`
+//! (`BENCH_RECORDS`, `BENCH_ROUNDS` to change the size). Time is measured from the first record received to the
+//! last, so group joins are not counted.
+
+#[global_allocator]
+static ALLOC: spate_broker::protocol::decode_guard::GuardedAllocator =
+    spate_broker::protocol::decode_guard::GuardedAllocator;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use spate::test::EmbeddedBroker;
+use spate::{kafka_listener, Bytes, KafkaTemplate, State};
+
+const TOPIC: &str = "bench";
+const PARTITIONS: i32 = 4;
+
+/// Counts records; remembers when the first and the target-th arrived.
+#[derive(Clone)]
+struct Counter {
+    n: Arc<AtomicU64>,
+    first: Arc<OnceLock<Instant>>,
+    done: Arc<OnceLock<Instant>>,
+    target: u64,
+}
+
+impl Counter {
+    fn new(target: u64) -> Self {
+        Counter { n: Arc::new(AtomicU64::new(0)), first: Arc::default(), done: Arc::default(), target }
+    }
+    fn record(&self, bytes: usize) {
+        std::hint::black_box(bytes);
+        let _ = self.first.get_or_init(Instant::now);
+        if self.n.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
+            let _ = self.done.set(Instant::now());
+        }
+    }
+    async fn wait(&self) -> f64 {
+        while self.done.get().is_none() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let (Some(a), Some(b)) = (self.first.get(), self.done.get()) else { return 0.0 };
+        self.target as f64 / (*b - *a).as_secs_f64()
+    }
+}
+
+#[kafka_listener(topics = "bench", group_id = "${bench.group}", concurrency = "${bench.concurrency}")]
+async fn bench_listener(value: Bytes, State(c): State<Counter>) {
+    c.record(value.len());
+}
+
+async fn framework_run(broker: &EmbeddedBroker, concurrency: usize, target: u64, round: usize) -> f64 {
+    let counter = Counter::new(target);
+    let app = broker
+        .app()
+        .set("bench.group", format!("fw-{concurrency}-{round}"))
+        .set("bench.concurrency", concurrency)
+        .state(counter.clone())
+        .listener(bench_listener::definition())
+        .start()
+        .await
+        .expect("app starts");
+    let rate = counter.wait().await;
+    app.shutdown().await;
+    rate
+}
+
+async fn bare_run(broker: &EmbeddedBroker, concurrency: usize, target: u64, round: usize) -> f64 {
+    let counter = Counter::new(target);
+    let group = format!("bare-{concurrency}-{round}");
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .set("group.id", &group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[TOPIC]).expect("subscribe");
+        let c = counter.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = consumer.stream();
+            let mut since_commit = 0;
+            while c.done.get().is_none() {
+                if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(100), stream.next()).await {
+                    c.record(m.payload().map(|p| p.len()).unwrap_or(0));
+                    since_commit += 1;
+                    // The same commit policy as the framework's default (after each poll's records, ~500).
+                    if since_commit >= 500 {
+                        let _ = consumer.commit_message(&m, rdkafka::consumer::CommitMode::Async);
+                        since_commit = 0;
+                    }
+                }
+            }
+        }));
+    }
+    let rate = counter.wait().await;
+    for t in tasks {
+        let _ = t.await;
+    }
+    rate
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let records: u64 = std::env::var("BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(400_000);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let broker = EmbeddedBroker::builder().topic(TOPIC, PARTITIONS).start().await.expect("broker");
+    let template: KafkaTemplate<String, Vec<u8>> = broker.template();
+    let payload = vec![b'x'; 100];
+    for i in 0..records {
+        drop(template.send(TOPIC, format!("key-{}", i % 1000), payload.clone()));
+    }
+    template.flush(Duration::from_secs(120)).await.expect("flush");
+    println!("{records} records of 100 bytes on {PARTITIONS} partitions; median of {rounds} rounds; records/s from first to last record");
+    println!("| consumer | concurrency | records/s | vs bare |");
+    println!("| --- | --- | --- | --- |");
+    for concurrency in [1, 4] {
+        let mut bare = Vec::new();
+        let mut fw = Vec::new();
+        // Interleaved rounds, so drift (page cache, CPU frequency, other load) hits both alike.
+        for round in 0..rounds {
+            bare.push(bare_run(&broker, concurrency, records, round).await);
+            fw.push(framework_run(&broker, concurrency, records, round).await);
+        }
+        let (b, f) = (median(bare), median(fw));
+        println!("| bare rdkafka StreamConsumer loop | {concurrency} | {b:.0} | 100% |");
+        println!("| #[kafka_listener] | {concurrency} | {f:.0} | {:.1}% |", 100.0 * f / b);
+    }
+}

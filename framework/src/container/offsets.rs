@@ -1,0 +1,160 @@
+//! Which offsets may be committed. A partition's commit position only ever covers records that were handled (or
+//! acknowledged, in manual modes): it is the first record still in flight, or one past the last record begun when
+//! none is in flight. With per-key ordering records complete out of order, and this keeps the commit at the
+//! first gap — "contiguous completed offsets" — so a crash never skips an unhandled record.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+struct PartitionState {
+    in_flight: BTreeSet<i64>,
+    last_begun: Option<i64>,
+    committed: Option<i64>,
+}
+
+impl PartitionState {
+    fn committable(&self) -> Option<i64> {
+        self.in_flight.first().copied().or(self.last_begun.map(|o| o + 1))
+    }
+}
+
+/// Offsets of one consumer, by partition.
+#[derive(Debug, Default)]
+pub(crate) struct OffsetTracker {
+    parts: HashMap<(Arc<str>, i32), PartitionState>,
+}
+
+/// A commit to make: topic, partition, next offset to read.
+pub(crate) type CommitPosition = (Arc<str>, i32, i64);
+
+impl OffsetTracker {
+    fn part(&mut self, topic: &Arc<str>, partition: i32) -> &mut PartitionState {
+        self.parts.entry((topic.clone(), partition)).or_default()
+    }
+
+    /// A record is about to be handled.
+    pub(crate) fn begin(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
+        let p = self.part(topic, partition);
+        p.in_flight.insert(offset);
+        p.last_begun = Some(offset);
+    }
+
+    /// A record was handled (or acknowledged).
+    pub(crate) fn complete(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
+        if let Some(p) = self.parts.get_mut(&(topic.clone(), partition)) {
+            p.in_flight.remove(&offset);
+        }
+    }
+
+    /// Positions that moved since the last commit; they are marked committed (call [`Self::restore`] if the
+    /// commit fails).
+    pub(crate) fn take_commits(&mut self) -> Vec<CommitPosition> {
+        let mut out = Vec::new();
+        for ((t, p), s) in self.parts.iter_mut() {
+            if let Some(c) = s.committable() {
+                if s.committed != Some(c) {
+                    s.committed = Some(c);
+                    out.push((t.clone(), *p, c));
+                }
+            }
+        }
+        out
+    }
+
+    /// Like [`Self::take_commits`], for some partitions only.
+    pub(crate) fn take_commits_for(&mut self, partitions: &[(String, i32)]) -> Vec<CommitPosition> {
+        let mut out = Vec::new();
+        for ((t, p), s) in self.parts.iter_mut() {
+            if !partitions.iter().any(|(pt, pp)| pt.as_str() == t.as_ref() && pp == p) {
+                continue;
+            }
+            if let Some(c) = s.committable() {
+                if s.committed != Some(c) {
+                    s.committed = Some(c);
+                    out.push((t.clone(), *p, c));
+                }
+            }
+        }
+        out
+    }
+
+    /// A commit failed: forget that these positions were committed so the next commit retries them.
+    pub(crate) fn restore(&mut self, failed: &[CommitPosition]) {
+        for (t, p, _) in failed {
+            if let Some(s) = self.parts.get_mut(&(t.clone(), *p)) {
+                s.committed = None;
+            }
+        }
+    }
+
+    /// Records still in flight in these partitions.
+    pub(crate) fn in_flight_in(&self, partitions: &[(String, i32)]) -> usize {
+        self.parts
+            .iter()
+            .filter(|((t, p), _)| partitions.iter().any(|(pt, pp)| pt.as_str() == t.as_ref() && pp == p))
+            .map(|(_, s)| s.in_flight.len())
+            .sum()
+    }
+
+    /// Drops the state of partitions no longer owned (or owned afresh).
+    pub(crate) fn forget(&mut self, partitions: &[(String, i32)]) {
+        self.parts.retain(|(t, p), _| !partitions.iter().any(|(pt, pp)| pt.as_str() == t.as_ref() && pp == p));
+    }
+
+    /// After a seek: nothing begun at the new position yet; the committed position stays until records there
+    /// are handled.
+    pub(crate) fn reset(&mut self, topic: &str, partition: i32) {
+        for ((t, p), s) in self.parts.iter_mut() {
+            if t.as_ref() == topic && *p == partition {
+                s.in_flight.clear();
+                s.last_begun = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_stops_at_first_record_in_flight() {
+        let t: Arc<str> = Arc::from("t");
+        let mut tr = OffsetTracker::default();
+        for o in 0..5 {
+            tr.begin(&t, 0, o);
+        }
+        tr.complete(&t, 0, 0);
+        tr.complete(&t, 0, 2);
+        tr.complete(&t, 0, 3);
+        assert_eq!(tr.take_commits(), vec![(t.clone(), 0, 1)]);
+        tr.complete(&t, 0, 1);
+        assert_eq!(tr.take_commits(), vec![(t.clone(), 0, 4)]);
+        tr.complete(&t, 0, 4);
+        assert_eq!(tr.take_commits(), vec![(t.clone(), 0, 5)]);
+        assert!(tr.take_commits().is_empty());
+    }
+
+    #[test]
+    fn gaps_in_offsets_do_not_block_commits() {
+        let t: Arc<str> = Arc::from("t");
+        let mut tr = OffsetTracker::default();
+        tr.begin(&t, 0, 10);
+        tr.begin(&t, 0, 14);
+        tr.complete(&t, 0, 14);
+        tr.complete(&t, 0, 10);
+        assert_eq!(tr.take_commits(), vec![(t.clone(), 0, 15)]);
+    }
+
+    #[test]
+    fn failed_commit_is_retried() {
+        let t: Arc<str> = Arc::from("t");
+        let mut tr = OffsetTracker::default();
+        tr.begin(&t, 1, 0);
+        tr.complete(&t, 1, 0);
+        let c = tr.take_commits();
+        tr.restore(&c);
+        assert_eq!(tr.take_commits(), c);
+    }
+}

@@ -1,0 +1,694 @@
+//! One consumer of a container: poll, hand records to the listener service (in order per partition, or per key
+//! on lanes), apply the error handler, commit by ack mode, obey pause/seek commands, and on stop finish what is
+//! in flight, commit and leave the group.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering as AtomicOrdering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use parking_lot::Mutex;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tower::{Service, ServiceExt};
+
+use super::context::tpl_of;
+use super::offsets::CommitPosition;
+use super::{Ack, AckMode, Command, ConsumerState, ContainerContext, ContainerEvent, ContainerSpec, OffsetTracker};
+use super::{Ordering, SeekPosition};
+use crate::error_handler::ErrorDecision;
+use crate::listener::{Delivery, ListenerContext, ListenerError, ListenerService, Outcome};
+use crate::record::{Record, TopicPartition};
+use crate::template::OutgoingRecord;
+
+type Consumer_ = StreamConsumer<ContainerContext>;
+
+/// Commits positions; on failure they are marked uncommitted again so a later commit retries them.
+pub(crate) fn commit(
+    consumer: &Consumer_,
+    tracker: &Mutex<OffsetTracker>,
+    commits: Vec<CommitPosition>,
+    mode: CommitMode,
+) -> bool {
+    if commits.is_empty() {
+        return true;
+    }
+    let mut tpl = TopicPartitionList::with_capacity(commits.len());
+    for (t, p, o) in &commits {
+        if tpl.add_partition_offset(t, *p, Offset::Offset(*o)).is_err() {
+            tracing::warn!(topic = %t, partition = p, offset = o, "invalid commit position");
+        }
+    }
+    match consumer.commit(&tpl, mode) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "offset commit failed; will retry");
+            tracker.lock().restore(&commits);
+            false
+        }
+    }
+}
+
+/// How a delivery ended.
+enum Handled {
+    /// Handled or recovered: its offsets may be committed (in manual modes, once acknowledged).
+    Done,
+    /// Abandoned at shutdown (timeout, or retries pending): not committed, so redelivered.
+    Abandoned,
+}
+
+/// What the handling of deliveries needs; shared by the consumer task and its per-key lanes.
+struct Handler {
+    spec: ContainerSpec,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    consumer: std::sync::Weak<Consumer_>,
+    stop: watch::Receiver<Option<Instant>>,
+}
+
+impl Handler {
+    fn manual(&self) -> bool {
+        self.spec.ack_mode.is_manual()
+    }
+
+    /// The context of one delivery; `positions` is only called (and allocates) in manual ack modes.
+    fn context(&self, positions: impl FnOnce() -> Vec<(Arc<str>, i32, i64)>) -> ListenerContext {
+        let ack = if self.manual() {
+            let immediate = (self.spec.ack_mode == AckMode::ManualImmediate).then(|| self.consumer.clone());
+            Some(Ack::new(positions(), self.tracker.clone(), immediate))
+        } else {
+            None
+        };
+        ListenerContext {
+            listener_id: self.spec.listener_id.clone(),
+            group_id: self.spec.group_id.clone(),
+            state: self.spec.state.clone(),
+            ack,
+            producer: self.spec.producer.clone(),
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.borrow().is_some()
+    }
+
+    /// Resolves when the shutdown timeout after a stop request has passed.
+    async fn shutdown_deadline(&self) {
+        let mut stop = self.stop.clone();
+        let at = match stop.wait_for(Option::is_some).await {
+            Ok(v) => v.unwrap_or_else(Instant::now),
+            Err(_) => Instant::now(),
+        };
+        tokio::time::sleep_until((at + self.spec.shutdown_timeout).into()).await;
+    }
+
+    /// Calls the service once; `None` when the shutdown deadline passed first. A panic becomes an error.
+    async fn call(&self, svc: &mut ListenerService, delivery: Delivery) -> Option<Result<Outcome, ListenerError>> {
+        let call = async {
+            let ready = svc.ready().await?;
+            AssertUnwindSafe(ready.call(delivery)).catch_unwind().await.unwrap_or_else(|panic| {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                Err(ListenerError::Panic(msg))
+            })
+        };
+        tokio::select! {
+            r = call => Some(r),
+            _ = self.shutdown_deadline() => None,
+        }
+    }
+
+    async fn send_reply(&self, outcome: Outcome, key: Option<&bytes::Bytes>) -> Result<(), ListenerError> {
+        let (Some(reply), Some(topic), Some(producer)) = (outcome.reply, &self.spec.send_to, &self.spec.producer)
+        else {
+            return Ok(());
+        };
+        let key = reply.key.or_else(|| key.map(|k| k.to_vec()));
+        producer
+            .send_bytes(OutgoingRecord {
+                topic: topic.clone(),
+                partition: None,
+                key,
+                value: reply.value,
+                timestamp: None,
+                headers: Default::default(),
+            })
+            .await
+            .map(|_| ())
+            .map_err(ListenerError::Reply)
+    }
+
+    fn complete(&self, records: &[Record]) {
+        let mut t = self.tracker.lock();
+        for r in records {
+            t.complete(r.topic_arc(), r.partition(), r.offset());
+        }
+    }
+
+    /// Handles one record with retries and recovery.
+    async fn handle_record(&self, svc: &mut ListenerService, record: Record) -> Handled {
+        let mut attempt = 1;
+        loop {
+            let ctx = self.context(|| vec![(record.topic_arc().clone(), record.partition(), record.offset())]);
+            let result = match self.call(svc, Delivery::record(record.clone(), ctx)).await {
+                None => return Handled::Abandoned,
+                Some(r) => r,
+            };
+            let result = match result {
+                Ok(outcome) => self.send_reply(outcome, record.key()).await,
+                Err(e) => Err(e),
+            };
+            let error = match result {
+                Ok(()) => {
+                    if !self.manual() {
+                        self.complete(std::slice::from_ref(&record));
+                    }
+                    return Handled::Done;
+                }
+                Err(e) => e,
+            };
+            match self.spec.error_handler.handle(std::slice::from_ref(&record), &error, attempt).await {
+                ErrorDecision::Skip => {
+                    // Recovered: handled for good, acknowledged or not.
+                    self.complete(std::slice::from_ref(&record));
+                    return Handled::Done;
+                }
+                ErrorDecision::Retry(delay) => {
+                    if self.stopping() {
+                        return Handled::Abandoned;
+                    }
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Handles a batch with retries; a record that cannot be deserialized is recovered alone and removed, then
+    /// the rest is delivered again.
+    async fn handle_batch(&self, svc: &mut ListenerService, mut records: Vec<Record>) -> Handled {
+        let mut attempt = 1;
+        loop {
+            if records.is_empty() {
+                return Handled::Done;
+            }
+            let ctx =
+                self.context(|| records.iter().map(|r| (r.topic_arc().clone(), r.partition(), r.offset())).collect());
+            let result = match self.call(svc, Delivery::batch(records.clone(), ctx)).await {
+                None => return Handled::Abandoned,
+                Some(Ok(outcome)) => self.send_reply(outcome, None).await,
+                Some(Err(e)) => Err(e),
+            };
+            let error = match result {
+                Ok(()) => {
+                    if !self.manual() {
+                        self.complete(&records);
+                    }
+                    return Handled::Done;
+                }
+                Err(e) => e,
+            };
+            if let ListenerError::Deserialization { record, .. } = &error {
+                let bad = (**record).clone();
+                match self.spec.error_handler.handle(std::slice::from_ref(&bad), &error, 1).await {
+                    ErrorDecision::Skip => {
+                        self.complete(std::slice::from_ref(&bad));
+                        records.retain(|r| {
+                            !(r.partition() == bad.partition()
+                                && r.offset() == bad.offset()
+                                && r.topic() == bad.topic())
+                        });
+                        continue;
+                    }
+                    ErrorDecision::Retry(delay) => {
+                        if self.stopping() {
+                            return Handled::Abandoned;
+                        }
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                }
+            }
+            match self.spec.error_handler.handle(&records, &error, attempt).await {
+                ErrorDecision::Skip => {
+                    self.complete(&records);
+                    return Handled::Done;
+                }
+                ErrorDecision::Retry(delay) => {
+                    if self.stopping() {
+                        return Handled::Abandoned;
+                    }
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Per-key lanes: one task per lane, a key always on the same lane.
+struct Lanes {
+    senders: Vec<mpsc::UnboundedSender<(Record, OwnedSemaphorePermit)>>,
+    joins: Vec<tokio::task::JoinHandle<()>>,
+    permits: Arc<Semaphore>,
+    done: Arc<Notify>,
+}
+
+impl Lanes {
+    fn start(handler: &Arc<Handler>, lanes: usize, max_in_flight: usize) -> Lanes {
+        let done = Arc::new(Notify::new());
+        let mut senders = Vec::new();
+        let mut joins = Vec::new();
+        for _ in 0..lanes.max(1) {
+            let (tx, mut rx) = mpsc::unbounded_channel::<(Record, OwnedSemaphorePermit)>();
+            let h = handler.clone();
+            let done = done.clone();
+            let mut svc = h.spec.service.clone();
+            joins.push(tokio::spawn(async move {
+                while let Some((record, permit)) = rx.recv().await {
+                    let _ = h.handle_record(&mut svc, record).await;
+                    drop(permit);
+                    done.notify_one();
+                }
+            }));
+            senders.push(tx);
+        }
+        Lanes { senders, joins, permits: Arc::new(Semaphore::new(max_in_flight.max(1))), done }
+    }
+
+    async fn dispatch(&self, record: Record) {
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return;
+        };
+        let mut h = DefaultHasher::new();
+        match record.key() {
+            Some(k) => k.hash(&mut h),
+            // Records without a key keep their partition's order.
+            None => (record.topic(), record.partition()).hash(&mut h),
+        }
+        let lane = (h.finish() as usize) % self.senders.len();
+        if self.senders[lane].send((record, permit)).is_err() {
+            tracing::error!("per-key lane ended unexpectedly");
+        }
+    }
+
+    async fn finish(self) {
+        drop(self.senders);
+        for j in self.joins {
+            let _ = j.await;
+        }
+    }
+}
+
+/// Holds a consumer so that, if the task is dropped without finishing (runtime shut down, task aborted), the
+/// consumer is closed on its own thread instead of blocking a runtime thread.
+struct CloseGuard(Option<Arc<Consumer_>>);
+
+impl std::ops::Deref for CloseGuard {
+    type Target = Consumer_;
+    fn deref(&self) -> &Consumer_ {
+        match &self.0 {
+            Some(c) => c,
+            // Taken only at the very end of `Worker::run`, after the last use.
+            None => unreachable!("consumer used after close"),
+        }
+    }
+}
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            let _ = std::thread::Builder::new().name("spate-consumer-close".into()).spawn(move || drop(c));
+        }
+    }
+}
+
+pub(crate) struct Worker {
+    spec: ContainerSpec,
+    index: usize,
+    consumer: CloseGuard,
+    state: Arc<ConsumerState>,
+    stop: watch::Receiver<Option<Instant>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        spec: ContainerSpec,
+        index: usize,
+        consumer: Arc<Consumer_>,
+        state: Arc<ConsumerState>,
+        stop: watch::Receiver<Option<Instant>>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Self {
+        Worker { spec, index, consumer: CloseGuard(Some(consumer)), state, stop, commands }
+    }
+
+    fn publish(&self, event: ContainerEvent) {
+        self.state.shared.publish(event);
+    }
+
+    fn commit_now(&self, mode: CommitMode) -> bool {
+        let commits = self.state.tracker.lock().take_commits();
+        commit(&self.consumer, &self.state.tracker, commits, mode)
+    }
+
+    /// Pauses/resumes partitions to match the container's pause state.
+    fn reconcile_pause(&self) {
+        let desired = self.state.desired_paused();
+        let (to_pause, to_resume) = {
+            let now = self.state.paused_now.lock();
+            let p: Vec<TopicPartition> = desired.difference(&now).cloned().collect();
+            let r: Vec<TopicPartition> = now.difference(&desired).cloned().collect();
+            (p, r)
+        };
+        let id = self.spec.listener_id.to_string();
+        if !to_pause.is_empty() {
+            match self.consumer.pause(&tpl_of(&to_pause)) {
+                Ok(()) => {
+                    self.state.paused_now.lock().extend(to_pause.iter().cloned());
+                    self.publish(ContainerEvent::ConsumerPaused {
+                        listener_id: id.clone(),
+                        consumer: self.index,
+                        partitions: to_pause,
+                    });
+                }
+                Err(e) => tracing::warn!(listener = %id, error = %e, "pause failed"),
+            }
+        }
+        if !to_resume.is_empty() {
+            match self.consumer.resume(&tpl_of(&to_resume)) {
+                Ok(()) => {
+                    let mut now = self.state.paused_now.lock();
+                    for p in &to_resume {
+                        now.remove(p);
+                    }
+                    drop(now);
+                    self.publish(ContainerEvent::ConsumerResumed {
+                        listener_id: id,
+                        consumer: self.index,
+                        partitions: to_resume,
+                    });
+                }
+                Err(e) => tracing::warn!(listener = %id, error = %e, "resume failed"),
+            }
+        }
+    }
+
+    async fn seek(
+        &self,
+        tp: &TopicPartition,
+        position: SeekPosition,
+        lanes: Option<&Lanes>,
+    ) -> Result<bool, KafkaError> {
+        if !self.state.assigned.lock().contains(tp) {
+            return Ok(false);
+        }
+        let offset = match position {
+            SeekPosition::Beginning => Offset::Beginning,
+            SeekPosition::End => Offset::End,
+            SeekPosition::Offset(o) => Offset::Offset(o),
+            SeekPosition::Timestamp(ts) => {
+                let consumer = self.consumer.0.clone();
+                let tp2 = tp.clone();
+                // offsets_for_times blocks on a broker round trip.
+                let found = tokio::task::spawn_blocking(move || {
+                    let mut q = TopicPartitionList::new();
+                    q.add_partition_offset(&tp2.topic, tp2.partition, Offset::Offset(ts))?;
+                    match consumer {
+                        Some(c) => c.offsets_for_times(q, Duration::from_secs(10)),
+                        None => Err(KafkaError::Canceled),
+                    }
+                })
+                .await
+                .unwrap_or(Err(KafkaError::Canceled))?;
+                found.find_partition(&tp.topic, tp.partition).map(|e| e.offset()).unwrap_or(Offset::End)
+            }
+        };
+        if let Some(l) = lanes {
+            // Records of this partition still on lanes finish first, so the seek cannot race them.
+            let key = [(tp.topic.clone(), tp.partition)];
+            while self.state.tracker.lock().in_flight_in(&key) > 0 {
+                l.done.notified().await;
+            }
+        }
+        // Timeout zero: an asynchronous seek, applied before the next fetch of this partition.
+        self.consumer.seek(&tp.topic, tp.partition, offset, Duration::ZERO)?;
+        self.state.tracker.lock().reset(&tp.topic, tp.partition);
+        Ok(true)
+    }
+
+    pub(crate) async fn run(mut self) {
+        let spec = self.spec.clone();
+        let mut commands = std::mem::replace(&mut self.commands, mpsc::unbounded_channel().1);
+        let mut stop = self.stop.clone();
+        let handler = Arc::new(Handler {
+            spec: spec.clone(),
+            tracker: self.state.tracker.clone(),
+            consumer: self.consumer.0.as_ref().map(Arc::downgrade).unwrap_or_default(),
+            stop: self.stop.clone(),
+        });
+        let lanes = (spec.ordering == Ordering::Key && !spec.batch)
+            .then(|| Lanes::start(&handler, spec.key_concurrency, spec.max_poll_records.max(spec.key_concurrency) * 2));
+        let mut svc = spec.service.clone();
+        let mut stream = self.consumer.stream();
+        let mut buffer: Vec<Record> = Vec::with_capacity(spec.max_poll_records);
+        let mut topic_cache: Option<Arc<str>> = None;
+        let mut generation = self.state.generation.load(AtomicOrdering::Acquire);
+        let mut last_commit = Instant::now();
+        let mut since_commit = 0usize;
+        let mut last_record = Instant::now();
+        let mut last_idle_event = Instant::now();
+        let time_based = matches!(spec.ack_mode, AckMode::Time | AckMode::CountTime);
+        let id = spec.listener_id.to_string();
+        self.publish(ContainerEvent::ConsumerStarted { listener_id: id.clone(), consumer: self.index });
+        tracing::debug!(listener = %id, consumer = self.index, "consumer started");
+
+        loop {
+            if stop.borrow().is_some() {
+                break;
+            }
+            // Wake up for idle events and time-based commits even when nothing arrives.
+            let mut wake = Instant::now() + Duration::from_secs(3600);
+            if let Some(idle) = spec.idle_interval {
+                wake = wake.min(last_record.max(last_idle_event) + idle);
+            }
+            if time_based {
+                wake = wake.min(last_commit + spec.ack_time);
+            }
+            let lanes_done = async {
+                match &lanes {
+                    Some(l) => l.done.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = stop.changed() => continue,
+                cmd = commands.recv() => {
+                    match cmd {
+                        Some(Command::Reconcile) => self.reconcile_pause(),
+                        Some(Command::Seek { partition, position, reply }) => {
+                            let r = self.seek(&partition, position, lanes.as_ref()).await;
+                            let _ = reply.send(r);
+                        }
+                        None => {}
+                    }
+                    continue;
+                }
+                msg = stream.next() => {
+                    match msg {
+                        Some(Ok(m)) => buffer.push(to_record(&m, &mut topic_cache)),
+                        Some(Err(e)) => {
+                            tracing::warn!(listener = %id, consumer = self.index, error = %e, "poll error");
+                            continue;
+                        }
+                        None => break,
+                    }
+                    // Take what else is ready, up to max_poll_records: this is "one poll".
+                    while buffer.len() < spec.max_poll_records {
+                        match stream.next().now_or_never() {
+                            Some(Some(Ok(m))) => buffer.push(to_record(&m, &mut topic_cache)),
+                            Some(Some(Err(e))) => tracing::warn!(listener = %id, error = %e, "poll error"),
+                            _ => break,
+                        }
+                    }
+                }
+                _ = lanes_done => {
+                    self.commit_by_mode(&mut last_commit, &mut since_commit, true);
+                    continue;
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    if time_based && last_commit.elapsed() >= spec.ack_time {
+                        self.commit_now(CommitMode::Async);
+                        last_commit = Instant::now();
+                        since_commit = 0;
+                    }
+                    if let Some(idle) = spec.idle_interval {
+                        let since = last_record.elapsed();
+                        if since >= idle && last_idle_event.elapsed() >= idle {
+                            last_idle_event = Instant::now();
+                            self.publish(ContainerEvent::ListenerIdle { listener_id: id.clone(), consumer: self.index, idle_for: since });
+                        }
+                    }
+                    continue;
+                }
+            }
+            last_record = Instant::now();
+            // A rebalance during the poll may have revoked partitions whose records are in the buffer: their new
+            // owner will handle them.
+            let g = self.state.generation.load(AtomicOrdering::Acquire);
+            if g != generation {
+                generation = g;
+                let assigned = self.state.assigned.lock().clone();
+                buffer.retain(|r| assigned.contains(&r.topic_partition()));
+            }
+            let records = std::mem::take(&mut buffer);
+            buffer = Vec::with_capacity(spec.max_poll_records);
+            if spec.batch {
+                self.process_batch(&handler, &mut svc, records, &mut last_commit, &mut since_commit).await;
+            } else if let Some(l) = &lanes {
+                for r in records {
+                    if handler.stopping() {
+                        break;
+                    }
+                    if let Some(f) = spec.filter {
+                        if !f(&r) {
+                            let mut t = handler.tracker.lock();
+                            t.begin(r.topic_arc(), r.partition(), r.offset());
+                            t.complete(r.topic_arc(), r.partition(), r.offset());
+                            continue;
+                        }
+                    }
+                    handler.tracker.lock().begin(r.topic_arc(), r.partition(), r.offset());
+                    l.dispatch(r).await;
+                }
+            } else {
+                for r in records {
+                    if handler.stopping() {
+                        // Fetched but not begun: not committed, so the next owner handles it.
+                        break;
+                    }
+                    handler.tracker.lock().begin(r.topic_arc(), r.partition(), r.offset());
+                    if let Some(f) = spec.filter {
+                        if !f(&r) {
+                            handler.complete(std::slice::from_ref(&r));
+                            continue;
+                        }
+                    }
+                    match handler.handle_record(&mut svc, r).await {
+                        Handled::Done => {
+                            since_commit += 1;
+                            self.commit_by_mode(&mut last_commit, &mut since_commit, false);
+                        }
+                        Handled::Abandoned => break,
+                    }
+                }
+            }
+            // End of the poll's records.
+            if matches!(spec.ack_mode, AckMode::Batch | AckMode::Manual) || lanes.is_some() {
+                self.commit_now(CommitMode::Async);
+                last_commit = Instant::now();
+                since_commit = 0;
+            }
+        }
+
+        // Stop: per-key lanes finish what was dispatched (each call bounded by the shutdown deadline).
+        if let Some(l) = lanes {
+            l.finish().await;
+        }
+        drop(stream);
+        drop(handler);
+        let index = self.index;
+        let state = self.state.clone();
+        let timeout = spec.shutdown_timeout + Duration::from_secs(10);
+        let Some(consumer) = self.consumer.0.take() else {
+            return;
+        };
+        drop(self);
+        // Everything handled is committed synchronously, then the consumer closes (final revoke callback, leave
+        // group). Both block on the broker, so they run off the runtime's threads — an in-process broker may need
+        // them.
+        let tracker = state.tracker.clone();
+        let id2 = id.clone();
+        let close = tokio::task::spawn_blocking(move || {
+            let commits = tracker.lock().take_commits();
+            if !commit(&consumer, &tracker, commits, CommitMode::Sync) {
+                tracing::warn!(listener = %id2, consumer = index, "final commit failed; some records may be redelivered");
+            }
+            drop(consumer);
+        });
+        if tokio::time::timeout(timeout, close).await.is_err() {
+            tracing::warn!(listener = %id, consumer = index, "consumer did not close in time; leaving it to finish in the background");
+        }
+        tracing::debug!(listener = %id, consumer = index, "consumer stopped");
+        state.shared.publish(ContainerEvent::ConsumerStopped { listener_id: id, consumer: index });
+    }
+
+    /// Commits according to the ack mode after a record (or, for lanes, after completions).
+    fn commit_by_mode(&self, last_commit: &mut Instant, since_commit: &mut usize, from_lanes: bool) {
+        let due = match self.spec.ack_mode {
+            AckMode::Record => true,
+            AckMode::Count => *since_commit >= self.spec.ack_count,
+            AckMode::Time => last_commit.elapsed() >= self.spec.ack_time,
+            AckMode::CountTime => *since_commit >= self.spec.ack_count || last_commit.elapsed() >= self.spec.ack_time,
+            AckMode::Batch | AckMode::Manual => from_lanes,
+            AckMode::ManualImmediate => false,
+        };
+        if due {
+            self.commit_now(CommitMode::Async);
+            *last_commit = Instant::now();
+            *since_commit = 0;
+        }
+    }
+
+    async fn process_batch(
+        &self,
+        handler: &Arc<Handler>,
+        svc: &mut ListenerService,
+        records: Vec<Record>,
+        last_commit: &mut Instant,
+        since_commit: &mut usize,
+    ) {
+        if records.is_empty() || handler.stopping() {
+            return;
+        }
+        let mut keep = Vec::with_capacity(records.len());
+        {
+            let mut t = handler.tracker.lock();
+            for r in records {
+                t.begin(r.topic_arc(), r.partition(), r.offset());
+                match self.spec.filter {
+                    Some(f) if !f(&r) => t.complete(r.topic_arc(), r.partition(), r.offset()),
+                    _ => keep.push(r),
+                }
+            }
+        }
+        let n = keep.len();
+        if let Handled::Done = handler.handle_batch(svc, keep).await {
+            *since_commit += n;
+            self.commit_by_mode(last_commit, since_commit, false);
+        }
+    }
+}
+
+/// Copies a message, reusing the topic name of the previous one when it is the same.
+fn to_record(m: &rdkafka::message::BorrowedMessage<'_>, cache: &mut Option<Arc<str>>) -> Record {
+    use rdkafka::Message;
+    let topic = match cache {
+        Some(t) if t.as_ref() == m.topic() => t.clone(),
+        _ => {
+            let t: Arc<str> = Arc::from(m.topic());
+            *cache = Some(t.clone());
+            t
+        }
+    };
+    Record::from_message(m, topic)
+}

@@ -1,0 +1,515 @@
+//! What a listener is at run time: a [`ListenerDefinition`] (the endpoint: topics, group, concurrency, ...) and a
+//! `tower::Service<Delivery>` that handles one record or one batch. `#[kafka_listener]` generates both; they can
+//! also be written by hand (Spring's programmatic endpoint registration), and any tower layer (timeout, rate limit,
+//! tracing) wraps the service.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::codec::DeserializationError;
+use crate::container::{AckMode, Ordering, RebalanceListener};
+use crate::error_handler::ErrorHandler;
+use crate::record::Record;
+use crate::template::{ProducerFactory, SendError};
+use crate::Ack;
+
+/// A boxed error from a handler.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a record (or batch) was not handled. The error handler decides what happens next; see
+/// [`ListenerError::is_retryable`].
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    /// The key or value could not be deserialized for the handler's argument. Never retried; `record` is the raw
+    /// record, as it came from the broker.
+    #[error("{error} (record {}-{}@{})", record.topic(), record.partition(), record.offset())]
+    Deserialization {
+        /// What failed.
+        error: DeserializationError,
+        /// The raw record.
+        record: Box<Record>,
+    },
+    /// An argument could not be provided (missing `State<T>`, `Ack` outside manual ack modes, ...).
+    #[error("cannot provide handler argument: {0}")]
+    Extraction(String),
+    /// The handler returned an error.
+    #[error("handler failed: {0}")]
+    Handler(BoxError),
+    /// The handler panicked.
+    #[error("handler panicked: {0}")]
+    Panic(String),
+    /// The handler's reply (`#[send_to]`) could not be sent.
+    #[error("sending the reply failed: {0}")]
+    Reply(#[from] SendError),
+}
+
+impl ListenerError {
+    /// Whether retrying the same record could succeed: false for deserialization and extraction failures, which
+    /// would fail the same way forever.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ListenerError::Deserialization { .. } | ListenerError::Extraction(_))
+    }
+
+    /// Wraps any handler error.
+    pub fn handler(e: impl Into<BoxError>) -> Self {
+        ListenerError::Handler(e.into())
+    }
+}
+
+/// Application state for `State<T>` arguments, by type.
+#[derive(Default, Clone)]
+pub struct StateMap {
+    values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for StateMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StateMap({} values)", self.values.len())
+    }
+}
+
+impl StateMap {
+    /// Adds (or replaces) the value of type `T`.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) {
+        self.values.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// The value of type `T`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.values.get(&TypeId::of::<T>()).and_then(|v| v.downcast_ref::<T>()).cloned()
+    }
+
+    pub(crate) fn contains(&self, id: TypeId) -> bool {
+        self.values.contains_key(&id)
+    }
+}
+
+/// What a handler's arguments are extracted from, besides the record.
+#[derive(Clone)]
+pub struct ListenerContext {
+    pub(crate) listener_id: Arc<str>,
+    pub(crate) group_id: Arc<str>,
+    pub(crate) state: Arc<StateMap>,
+    pub(crate) ack: Option<Ack>,
+    pub(crate) producer: Option<ProducerFactory>,
+}
+
+impl std::fmt::Debug for ListenerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerContext")
+            .field("listener_id", &self.listener_id)
+            .field("group_id", &self.group_id)
+            .finish()
+    }
+}
+
+impl ListenerContext {
+    /// A context for calling a listener service directly in a unit test.
+    pub fn for_tests(listener_id: &str, state: StateMap) -> Self {
+        ListenerContext {
+            listener_id: Arc::from(listener_id),
+            group_id: Arc::from(listener_id),
+            state: Arc::new(state),
+            ack: None,
+            producer: None,
+        }
+    }
+
+    /// The listener's id.
+    pub fn listener_id(&self) -> &str {
+        &self.listener_id
+    }
+
+    /// The consumer group.
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    /// Application state.
+    pub fn state(&self) -> &StateMap {
+        &self.state
+    }
+
+    /// The acknowledgment of this delivery (manual ack modes only).
+    pub fn ack(&self) -> Option<&Ack> {
+        self.ack.as_ref()
+    }
+
+    /// The producer factory of the listener's cluster.
+    pub fn producer_factory(&self) -> Option<&ProducerFactory> {
+        self.producer.as_ref()
+    }
+}
+
+#[derive(Debug)]
+enum Payload {
+    One(Record),
+    Many(Vec<Record>),
+}
+
+/// One call of a listener: a record (record listeners) or the records of one poll (batch listeners), with the
+/// context.
+#[derive(Debug)]
+pub struct Delivery {
+    payload: Payload,
+    ctx: ListenerContext,
+}
+
+impl Delivery {
+    /// A record delivery.
+    pub fn record(record: Record, ctx: ListenerContext) -> Self {
+        Delivery { payload: Payload::One(record), ctx }
+    }
+
+    /// A batch delivery.
+    pub fn batch(records: Vec<Record>, ctx: ListenerContext) -> Self {
+        Delivery { payload: Payload::Many(records), ctx }
+    }
+
+    /// The records: one for a record delivery.
+    pub fn records(&self) -> &[Record] {
+        match &self.payload {
+            Payload::One(r) => std::slice::from_ref(r),
+            Payload::Many(v) => v,
+        }
+    }
+
+    /// Whether this is a batch delivery.
+    pub fn is_batch(&self) -> bool {
+        matches!(self.payload, Payload::Many(_))
+    }
+
+    /// The context.
+    pub fn context(&self) -> &ListenerContext {
+        &self.ctx
+    }
+
+    /// The record and context of a record delivery.
+    pub fn record_parts(&self) -> Result<(&Record, &ListenerContext), ListenerError> {
+        match &self.payload {
+            Payload::One(r) => Ok((r, &self.ctx)),
+            Payload::Many(_) => Err(ListenerError::Extraction("a record listener was given a batch".into())),
+        }
+    }
+
+    /// The records and context of a batch delivery.
+    pub fn batch_parts(&self) -> Result<(&[Record], &ListenerContext), ListenerError> {
+        match &self.payload {
+            Payload::Many(v) => Ok((v, &self.ctx)),
+            Payload::One(_) => Err(ListenerError::Extraction("a batch listener was given a single record".into())),
+        }
+    }
+}
+
+/// A reply to send (`#[send_to]`), already serialized.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) key: Option<Vec<u8>>,
+}
+
+impl Reply {
+    /// A reply with this serialized value (the key is the incoming record's key).
+    pub fn from_bytes(value: Option<Vec<u8>>) -> Self {
+        Reply { value, key: None }
+    }
+}
+
+/// What a successful call produced: nothing, or a reply.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub(crate) reply: Option<Reply>,
+}
+
+impl Outcome {
+    /// Handled, nothing to send.
+    pub fn done() -> Self {
+        Outcome { reply: None }
+    }
+
+    /// Handled; send `reply` to the listener's `send_to` topic.
+    pub fn reply(reply: Reply) -> Self {
+        Outcome { reply: Some(reply) }
+    }
+}
+
+/// The service type every listener becomes.
+pub type ListenerService = BoxCloneSyncService<Delivery, Outcome, ListenerError>;
+
+/// Keeps a record (`true`) or skips it (`false`) before the handler runs.
+pub type RecordFilter = fn(&Record) -> bool;
+
+/// Where a listener reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscription {
+    /// Subscribe to topics (names may hold `${...}` placeholders).
+    Topics(Vec<String>),
+    /// Subscribe to every topic matching a regular expression.
+    Pattern(String),
+    /// Assign partitions explicitly, no group rebalancing: `"topic:partition"` or `"topic:partition@offset"`
+    /// where offset is a number, `-N` (N before the end), `beginning` or `end`; partitions may be a range
+    /// `0-3` or a list `0,2`.
+    Partitions(Vec<String>),
+}
+
+/// A listener endpoint: everything `#[kafka_listener(...)]` says, plus the service that handles deliveries.
+/// String settings may hold `${key}` placeholders, resolved from configuration at start-up.
+///
+/// ```
+/// use spate::{Delivery, ListenerDefinition, ListenerError, Outcome};
+/// let def = ListenerDefinition::new(
+///     "audit",
+///     tower::service_fn(|d: Delivery| async move {
+///         println!("{} records", d.records().len());
+///         Ok::<_, ListenerError>(Outcome::done())
+///     }),
+/// )
+/// .topics(["audit-log"])
+/// .group_id("auditors")
+/// .concurrency("2");
+/// assert_eq!(def.id(), "audit");
+/// ```
+#[derive(Clone)]
+pub struct ListenerDefinition {
+    pub(crate) id: String,
+    pub(crate) id_explicit: bool,
+    pub(crate) subscription: Subscription,
+    pub(crate) group_id: Option<String>,
+    pub(crate) concurrency: Option<String>,
+    pub(crate) auto_startup: Option<String>,
+    pub(crate) batch: bool,
+    pub(crate) ack_mode: Option<AckMode>,
+    pub(crate) ordering: Option<Ordering>,
+    pub(crate) key_concurrency: Option<String>,
+    pub(crate) properties: Vec<String>,
+    pub(crate) client_id_prefix: Option<String>,
+    pub(crate) filter: Option<RecordFilter>,
+    pub(crate) error_handler: Option<Arc<dyn ErrorHandler>>,
+    pub(crate) rebalance_listener: Option<Arc<dyn RebalanceListener>>,
+    pub(crate) cluster: Option<String>,
+    pub(crate) send_to: Option<String>,
+    pub(crate) uses_ack: bool,
+    pub(crate) required_state: Vec<(TypeId, &'static str)>,
+    pub(crate) service: ListenerService,
+}
+
+impl std::fmt::Debug for ListenerDefinition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerDefinition")
+            .field("id", &self.id)
+            .field("subscription", &self.subscription)
+            .field("group_id", &self.group_id)
+            .field("concurrency", &self.concurrency)
+            .field("batch", &self.batch)
+            .field("ack_mode", &self.ack_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ListenerDefinition {
+    /// A listener with this id and service, subscribed to nothing yet.
+    pub fn new<S>(id: impl Into<String>, service: S) -> Self
+    where
+        S: Service<Delivery, Response = Outcome, Error = ListenerError> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+    {
+        ListenerDefinition {
+            id: id.into(),
+            id_explicit: true,
+            subscription: Subscription::Topics(Vec::new()),
+            group_id: None,
+            concurrency: None,
+            auto_startup: None,
+            batch: false,
+            ack_mode: None,
+            ordering: None,
+            key_concurrency: None,
+            properties: Vec::new(),
+            client_id_prefix: None,
+            filter: None,
+            error_handler: None,
+            rebalance_listener: None,
+            cluster: None,
+            send_to: None,
+            uses_ack: false,
+            required_state: Vec::new(),
+            service: BoxCloneSyncService::new(service),
+        }
+    }
+
+    /// The id (the function name when `#[kafka_listener]` sets none).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Sets the id.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self.id_explicit = true;
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn default_id(mut self) -> Self {
+        self.id_explicit = false;
+        self
+    }
+
+    /// Subscribes to topics.
+    pub fn topics<I: IntoIterator<Item = S>, S: Into<String>>(mut self, topics: I) -> Self {
+        self.subscription = Subscription::Topics(topics.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Subscribes to topics matching a regular expression.
+    pub fn topic_pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.subscription = Subscription::Pattern(pattern.into());
+        self
+    }
+
+    /// Assigns partitions explicitly (see [`Subscription::Partitions`]).
+    pub fn topic_partitions<I: IntoIterator<Item = S>, S: Into<String>>(mut self, specs: I) -> Self {
+        self.subscription = Subscription::Partitions(specs.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Consumer group (default: the explicit id, else `kafka.consumer.group_id`).
+    pub fn group_id(mut self, group: impl Into<String>) -> Self {
+        self.group_id = Some(group.into());
+        self
+    }
+
+    /// Consumers in this listener's container (text, so it may be a placeholder).
+    pub fn concurrency(mut self, n: impl Into<String>) -> Self {
+        self.concurrency = Some(n.into());
+        self
+    }
+
+    /// Whether the container starts with the application (`"true"` / `"false"` or a placeholder).
+    pub fn auto_startup(mut self, v: impl Into<String>) -> Self {
+        self.auto_startup = Some(v.into());
+        self
+    }
+
+    /// Delivers the records of a poll together.
+    pub fn batch(mut self, batch: bool) -> Self {
+        self.batch = batch;
+        self
+    }
+
+    /// When offsets are committed.
+    pub fn ack_mode(mut self, mode: AckMode) -> Self {
+        self.ack_mode = Some(mode);
+        self
+    }
+
+    /// Partition or per-key ordering.
+    pub fn ordering(mut self, ordering: Ordering) -> Self {
+        self.ordering = Some(ordering);
+        self
+    }
+
+    /// Keys handled at once per consumer with per-key ordering.
+    pub fn key_concurrency(mut self, n: impl Into<String>) -> Self {
+        self.key_concurrency = Some(n.into());
+        self
+    }
+
+    /// A librdkafka consumer property for this listener only, as `"key=value"`.
+    pub fn property(mut self, kv: impl Into<String>) -> Self {
+        self.properties.push(kv.into());
+        self
+    }
+
+    /// Prefix of the consumers' `client.id` (`{prefix}-{n}`).
+    pub fn client_id_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.client_id_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Keeps only records for which `filter` returns true; the others are skipped (and committed).
+    pub fn filter(mut self, filter: RecordFilter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// The error handler (default: [`DefaultErrorHandler`](crate::DefaultErrorHandler)).
+    pub fn error_handler(mut self, handler: impl ErrorHandler) -> Self {
+        self.error_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Told of partition assignments and revocations; may choose initial positions.
+    pub fn rebalance_listener(mut self, listener: impl RebalanceListener) -> Self {
+        self.rebalance_listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// A named cluster from `kafka.clusters`.
+    pub fn cluster(mut self, name: impl Into<String>) -> Self {
+        self.cluster = Some(name.into());
+        self
+    }
+
+    /// Sends each successful result to this topic.
+    pub fn send_to(mut self, topic: impl Into<String>) -> Self {
+        self.send_to = Some(topic.into());
+        self
+    }
+
+    /// Declares that the handler takes an `Ack` (so an ack mode without one is refused at start-up).
+    pub fn uses_ack(mut self) -> Self {
+        self.uses_ack = true;
+        self
+    }
+
+    /// Declares that the handler takes `State<T>`, checked at start-up.
+    pub fn requires_state<T: 'static>(mut self) -> Self {
+        self.required_state.push((TypeId::of::<T>(), std::any::type_name::<T>()));
+        self
+    }
+
+    /// Wraps the service in a tower layer (timeout, rate limit, tracing, ...).
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<ListenerService>,
+        L::Service: Service<Delivery, Response = Outcome, Error = ListenerError> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Delivery>>::Future: Send + 'static,
+    {
+        self.service = BoxCloneSyncService::new(layer.layer(self.service));
+        self
+    }
+
+    /// Calls the service once, as the container would (for unit tests of handlers).
+    pub async fn call(&self, delivery: Delivery) -> Result<Outcome, ListenerError> {
+        self.service.clone().oneshot(delivery).await
+    }
+
+    pub(crate) fn service(&self) -> ListenerService {
+        self.service.clone()
+    }
+}
+
+/// A listener registered by `#[kafka_listener]`, found by [`App`](crate::App) at start-up.
+pub struct ListenerRegistration {
+    /// Builds the definition.
+    pub definition: fn() -> ListenerDefinition,
+    /// `module_path!()` of the handler, for diagnostics.
+    pub module: &'static str,
+}
+
+inventory::collect!(ListenerRegistration);
+
+/// Every listener `#[kafka_listener]` registered in this program.
+pub fn registered_listeners() -> Vec<ListenerDefinition> {
+    inventory::iter::<ListenerRegistration>.into_iter().map(|r| (r.definition)()).collect()
+}
+
+/// Boxes a handler future (used by generated code).
+#[doc(hidden)]
+pub type HandlerFuture = BoxFuture<'static, Result<Outcome, ListenerError>>;

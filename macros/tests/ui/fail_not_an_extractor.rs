@@ -1,0 +1,8 @@
+use spate::kafka_listener;
+
+struct NotAnExtractor;
+
+#[kafka_listener(topics = "orders")]
+async fn handler(_x: NotAnExtractor) {}
+
+fn main() {}
