@@ -99,6 +99,16 @@ type Listeners = Arc<RwLock<Vec<Arc<dyn ProducerListener>>>>;
 /// Routes librdkafka's delivery reports to the waiting future and the producer listeners, and its logs to tracing.
 pub(crate) struct SpateProducerContext {
     listeners: Listeners,
+    /// Records waiting for room in librdkafka's queue, in the order they were sent. While it is not empty every
+    /// new send joins it, so a full queue never reorders records, and a caller that drops its `SendFuture`
+    /// (fire and forget) still has its record sent, as with Spring's `KafkaTemplate`.
+    overflow: parking_lot::Mutex<Overflow>,
+}
+
+#[derive(Default)]
+struct Overflow {
+    queue: std::collections::VecDeque<(OutgoingRecord, Option<DeliverySender>)>,
+    draining: bool,
 }
 
 impl ClientContext for SpateProducerContext {
@@ -230,7 +240,8 @@ impl ProducerFactory {
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
-        let context = SpateProducerContext { listeners: self.inner.listeners.clone() };
+        let context =
+            SpateProducerContext { listeners: self.inner.listeners.clone(), overflow: parking_lot::Mutex::default() };
         let producer =
             ThreadedProducer::from_config_and_context(&self.inner.props.client_config(), context).map_err(|e| {
                 self.inner.props.explain(&e).unwrap_or_else(|| ConfigError::InvalidValue {
@@ -255,8 +266,17 @@ impl ProducerFactory {
             Some(p) => p,
             None => return Ok(()),
         };
+        // Records still waiting for queue room are part of what flush promises to deliver.
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !producer.context().overflow.lock().queue.is_empty() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+            }
+            tokio::time::sleep(OVERFLOW_RETRY).await;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         // librdkafka's flush blocks the calling thread.
-        tokio::task::spawn_blocking(move || producer.flush(timeout)).await.unwrap_or(Err(KafkaError::Canceled))
+        tokio::task::spawn_blocking(move || producer.flush(left)).await.unwrap_or(Err(KafkaError::Canceled))
     }
 
     /// Sends already-serialized bytes.
@@ -267,25 +287,70 @@ impl ProducerFactory {
         };
         let (tx, rx) = oneshot::channel();
         let mut tx = Some(tx);
-        match enqueue(&producer, &msg, &mut tx) {
-            Ok(()) => SendFuture::waiting(msg.topic, rx),
+        let topic = msg.topic.clone();
+        // The overflow lock is held across the enqueue attempt so no send can overtake a record already waiting.
+        let mut overflow = producer.context().overflow.lock();
+        if overflow.queue.is_empty() {
+            match enqueue(&producer, &msg, &mut tx) {
+                Ok(()) => return SendFuture::waiting(topic, rx),
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {}
+                Err(error) => return SendFuture::ready(Err(SendError::Kafka { topic, error })),
+            }
+        }
+        // The local queue is full (or records are already waiting): queue this one behind them and let the
+        // drainer hand them to librdkafka as deliveries make room, instead of failing the send.
+        overflow.queue.push_back((msg, tx));
+        if !overflow.draining {
+            overflow.draining = true;
+            start_drainer(producer.clone());
+        }
+        SendFuture::waiting(topic, rx)
+    }
+}
+
+/// How often the drainer retries a full librdkafka queue.
+const OVERFLOW_RETRY: Duration = Duration::from_millis(2);
+
+/// Moves waiting records into librdkafka in order, until none is left. Returns whether any remain.
+fn drain_overflow(producer: &SharedProducer) -> bool {
+    let mut overflow = producer.context().overflow.lock();
+    while let Some((msg, mut tx)) = overflow.queue.pop_front() {
+        match enqueue(producer, &msg, &mut tx) {
+            Ok(()) => {}
             Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
-                // The local queue is full: wait for deliveries to make room instead of failing the send.
-                SendFuture {
-                    inner: Box::pin(async move {
-                        loop {
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                            match enqueue(&producer, &msg, &mut tx) {
-                                Ok(()) => break,
-                                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => continue,
-                                Err(error) => return Err(SendError::Kafka { topic: msg.topic, error }),
-                            }
-                        }
-                        await_delivery(msg.topic, rx).await
-                    }),
+                overflow.queue.push_front((msg, tx));
+                return true;
+            }
+            Err(error) => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(Err(error));
                 }
             }
-            Err(error) => SendFuture::ready(Err(SendError::Kafka { topic: msg.topic, error })),
+        }
+    }
+    overflow.draining = false;
+    false
+}
+
+/// Drains the overflow on the current tokio runtime, or on a thread of its own when sending from outside one.
+fn start_drainer(producer: SharedProducer) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move {
+                while drain_overflow(&producer) {
+                    tokio::time::sleep(OVERFLOW_RETRY).await;
+                }
+            });
+        }
+        Err(_) => {
+            let spawned = std::thread::Builder::new().name("spate-producer-overflow".into()).spawn(move || {
+                while drain_overflow(&producer) {
+                    std::thread::sleep(OVERFLOW_RETRY);
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the producer overflow thread; waiting records stay queued");
+            }
         }
     }
 }

@@ -144,3 +144,26 @@ async fn headers_roundtrip_through_embedded_helpers() {
     assert_eq!(r[0].headers().get_str("a"), Some("2"));
     assert_eq!(r[0].headers().len(), 2);
 }
+
+#[tokio::test]
+async fn a_full_local_queue_neither_loses_nor_reorders_records_whose_futures_were_dropped() {
+    let broker = EmbeddedBroker::builder().topic("overflow", 1).start().await.unwrap();
+    // A librdkafka queue of 50 records: most of the 5000 sends below find it full.
+    let app = broker
+        .app()
+        .set("kafka.producer.properties", std::collections::BTreeMap::from([("queue.buffering.max.messages", "50")]))
+        .start()
+        .await
+        .unwrap();
+    let t: KafkaTemplate<(), String> = app.template();
+    let n = 5000;
+    for i in 0..n {
+        // Fire and forget, as with Spring's KafkaTemplate: the record must still be sent.
+        drop(t.send("overflow", (), format!("{i}")));
+    }
+    t.flush(Duration::from_secs(60)).await.unwrap();
+    let got = broker.consume("overflow", n, Duration::from_secs(60)).await.unwrap();
+    let values: Vec<usize> = got.iter().map(|r| String::from_utf8_lossy(r.value().unwrap()).parse().unwrap()).collect();
+    assert_eq!(values, (0..n).collect::<Vec<_>>(), "every record, in send order");
+    app.shutdown().await;
+}

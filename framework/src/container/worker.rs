@@ -119,7 +119,10 @@ impl Handler {
                 Err(ListenerError::Panic(msg))
             })
         };
+        // Biased, call first: a call that completes on its first poll (most do) never polls the deadline, so the
+        // common case registers no watch waiter and no timer.
         tokio::select! {
+            biased;
             r = call => Some(r),
             _ = self.shutdown_deadline() => None,
         }
