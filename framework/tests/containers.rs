@@ -31,6 +31,8 @@ struct Probe {
     active: Arc<AtomicUsize>,
     max_active: Arc<AtomicUsize>,
     skip_ack_offset: Arc<std::sync::atomic::AtomicI64>,
+    /// Set by `expect_parallel`: the first handler waits for a second one to become active.
+    rendezvous: Arc<AtomicBool>,
 }
 
 impl Probe {
@@ -49,9 +51,23 @@ impl Probe {
         self.delay_ms.store(ms, Ordering::SeqCst);
         self
     }
+    /// The first handler waits (up to 5 s) until another handler is active at the same time. Parallel consumers
+    /// always get there however their starts are staggered (a loaded machine); sequential handling never does,
+    /// so `max_active` stays 1.
+    fn expect_parallel(self) -> Self {
+        self.rendezvous.store(true, Ordering::SeqCst);
+        self
+    }
     async fn handle(&self, meta: &Meta, body: String) {
         let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_active.fetch_max(now, Ordering::SeqCst);
+        if self.rendezvous.swap(false, Ordering::SeqCst) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while self.active.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            self.max_active.fetch_max(self.active.load(Ordering::SeqCst), Ordering::SeqCst);
+        }
         let d = self.delay_ms.load(Ordering::SeqCst);
         if d > 0 {
             tokio::time::sleep(Duration::from_millis(d as u64)).await;
@@ -323,7 +339,7 @@ async fn config_manual_ack_mode_without_ack_argument_fails_start() {
 
 // ---------- concurrency and ordering ----------
 
-#[kafka_listener(topics = "conc", group_id = "conc", concurrency = 4)]
+#[kafka_listener(topics = "conc", group_id = "conc", concurrency = 4, auto_startup = false)]
 async fn conc(meta: Meta, body: String, State(p): State<Probe>) {
     p.handle(&meta, body).await;
 }
@@ -331,10 +347,30 @@ async fn conc(meta: Meta, body: String, State(p): State<Probe>) {
 #[tokio::test]
 async fn concurrency_runs_one_consumer_per_partition_in_parallel_keeping_partition_order() {
     let broker = EmbeddedBroker::builder().topic("conc", 4).start().await.unwrap();
-    let p = Probe::new().delay(20);
+    let p = Probe::new().delay(20).expect_parallel();
     let app = broker.app().state(p.clone()).listener(conc::definition()).start().await.unwrap();
     let container = app.container("conc").unwrap();
+    // Subscribed before the start so no assignment is missed. The embedded broker has no initial rebalance
+    // delay, so the first consumer may own every partition until the others join: wait until all four hold one.
     let mut events = container.events();
+    container.start().await.unwrap();
+    let mut owned: BTreeMap<usize, BTreeSet<i32>> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while owned.values().filter(|p| !p.is_empty()).count() < 4 {
+        let e = tokio::time::timeout_at(deadline, events.recv()).await.expect("four consumers assigned").unwrap();
+        match e {
+            ContainerEvent::PartitionsAssigned { consumer, partitions, .. } => {
+                owned.entry(consumer).or_default().extend(partitions.iter().map(|t| t.partition));
+            }
+            ContainerEvent::PartitionsRevoked { consumer, partitions, .. } => {
+                let mine = owned.entry(consumer).or_default();
+                for t in &partitions {
+                    mine.remove(&t.partition);
+                }
+            }
+            _ => {}
+        }
+    }
     wait_for_assignment(&container, 4, WAIT).await.unwrap();
     produce_spread(&broker, "conc", 80, 4).await;
     let seen = p.seen.wait_for(80, WAIT).await;
