@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 use std::time::Duration;
 
-use common::{consume, produce, value_str, TestBroker};
+use common::{consume, produce, value_str, BrokerProcess, TestBroker};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -91,33 +90,12 @@ async fn a_corrupt_last_batch_is_dropped_and_the_rest_is_served() {
     b.shutdown().await;
 }
 
-struct BrokerProcess {
-    child: Child,
-    bootstrap: String,
-}
-
-fn spawn_broker(dir: &std::path::Path) -> BrokerProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spate-broker"))
-        .args(["--listen", "127.0.0.1:0", "--flush-every-produce", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn spate-broker");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read listening line");
-    let bootstrap = line.trim().strip_prefix("listening on ").expect("listening line").to_string();
-    BrokerProcess { child, bootstrap }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_dash_nine_mid_produce_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let mut acked: Vec<String> = Vec::new();
     for round in 0..3 {
-        let mut proc = spawn_broker(dir.path());
+        let mut proc = BrokerProcess::spawn(dir.path(), &["--flush-every-produce"]);
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &proc.bootstrap)
             .set("acks", "all")
@@ -145,7 +123,7 @@ async fn kill_dash_nine_mid_produce_loses_nothing_acknowledged() {
             }
         }
     }
-    let proc = spawn_broker(dir.path());
+    let proc = BrokerProcess::spawn(dir.path(), &["--flush-every-produce"]);
     let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &proc.bootstrap)
         .set("group.id", "verify")

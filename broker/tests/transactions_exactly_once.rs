@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::value_str;
+use common::{value_str, BrokerProcess};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -94,34 +94,14 @@ fn child_transform_process() {
     }
 }
 
-struct BrokerProcess {
-    child: Child,
-    bootstrap: String,
-}
-
-fn spawn_broker(dir: &std::path::Path) -> BrokerProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spate-broker"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let bootstrap = line.trim().strip_prefix("listening on ").unwrap().to_string();
-    BrokerProcess { child, bootstrap }
-}
-
 fn spawn_transform(bootstrap: &str) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_transform_process", "--ignored", "--nocapture"])
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child_transform_process", "--ignored", "--nocapture"])
         .env("EOS_CHILD_BOOTSTRAP", bootstrap)
         .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("EOS_DEBUG").is_some() { Stdio::inherit() } else { Stdio::null() })
-        .spawn()
-        .unwrap();
+        .stderr(if std::env::var_os("EOS_DEBUG").is_some() { Stdio::inherit() } else { Stdio::null() });
+    common::die_with_the_test(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     while !line.contains("ready") {
@@ -167,7 +147,7 @@ fn consume_transform_produce_killed_at_random_points_is_exactly_once() {
     eprintln!("EOS_SEED={seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = spawn_broker(dir.path());
+    let mut broker = BrokerProcess::spawn(dir.path(), &[]);
     {
         let admin_producer: BaseProducer =
             ClientConfig::new().set("bootstrap.servers", &broker.bootstrap).set("linger.ms", "5").create().unwrap();
@@ -199,8 +179,8 @@ fn consume_transform_produce_killed_at_random_points_is_exactly_once() {
         std::thread::sleep(Duration::from_millis(200 + rng.below(1200)));
         kill(&mut transform);
         if round % 4 == 3 {
-            kill(&mut broker.child);
-            broker = spawn_broker(dir.path());
+            broker.kill();
+            broker = BrokerProcess::spawn(dir.path(), &[]);
         }
     }
     // A last incarnation runs until the output has caught up.
@@ -240,19 +220,17 @@ fn consume_transform_produce_killed_at_random_points_is_exactly_once() {
     );
     assert_eq!(got.len(), RECORDS, "seed {seed}: unexpected extra output");
     // The crashes really left aborted work behind: the raw log holds more than the committed output.
-    let uncommitted: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.bootstrap)
-        .set("group.id", format!("raw-{}", common::uuid_like()))
-        .set("isolation.level", "read_uncommitted")
-        .create()
-        .unwrap();
-    let raw = common::consume(
-        &uncommitted,
-        OUTPUT,
-        &(0..PARTITIONS).collect::<Vec<_>>(),
-        RECORDS * 3,
-        Duration::from_secs(5),
-    );
+    let raw = {
+        let uncommitted: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &broker.bootstrap)
+            .set("group.id", format!("raw-{}", common::uuid_like()))
+            .set("isolation.level", "read_uncommitted")
+            .create()
+            .unwrap();
+        common::consume(&uncommitted, OUTPUT, &(0..PARTITIONS).collect::<Vec<_>>(), RECORDS * 3, Duration::from_secs(5))
+        // Dropped here, while the broker is up: closing a librdkafka consumer that has a group.id waits for its
+        // coordinator, and with the broker gone that wait never ends (this hung CI once).
+    };
     eprintln!("seed {seed}: {} records in the output log, {} committed", raw.len(), got.len());
-    kill(&mut broker.child);
+    broker.kill();
 }

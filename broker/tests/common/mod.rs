@@ -194,3 +194,52 @@ pub fn frame(api_key: i16, version: i16, correlation: i32, body: &[u8]) -> Vec<u
     out.extend_from_slice(&msg);
     out
 }
+
+/// A `spate-broker` process, for tests that SIGKILL the broker and restart it on the same data directory.
+pub struct BrokerProcess {
+    pub child: std::process::Child,
+    pub bootstrap: String,
+}
+
+impl BrokerProcess {
+    /// Starts `spate-broker` on a free port with `extra` arguments and waits for its "listening on" line.
+    pub fn spawn(dir: &std::path::Path, extra: &[&str]) -> BrokerProcess {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spate-broker"));
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        die_with_the_test(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn spate-broker");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        let bootstrap = line.trim().strip_prefix("listening on ").expect("listening line").to_string();
+        BrokerProcess { child, bootstrap }
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Makes a child process get SIGKILL when the test thread that spawned it ends, so a failed or timed-out
+/// test never leaves a broker running that keeps CI's output pipe open.
+pub fn die_with_the_test(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the calling (child) process.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
