@@ -31,6 +31,7 @@ pub mod config;
 pub mod container;
 pub mod error_handler;
 pub mod extract;
+pub mod kafka_headers;
 pub mod listener;
 pub mod record;
 pub mod template;
