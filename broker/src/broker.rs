@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::cluster::{Controller, MetadataError, MetadataStore, ProducerIdManager, ReplicaManager};
 use crate::config::BrokerConfig;
 use crate::coordinator::Coordinators;
+use crate::log::dir_lock::DataDirLock;
 use crate::log::{LogError, LogManager, LogManagerOptions};
 use crate::protocol::connection;
 
@@ -56,6 +57,8 @@ pub struct Broker {
     shutdown_tx: watch::Sender<bool>,
     accept_tasks: Vec<JoinHandle<()>>,
     logs: Arc<LogManager>,
+    /// Released last, after the final flush.
+    _dir_lock: DataDirLock,
 }
 
 impl Broker {
@@ -74,6 +77,8 @@ impl Broker {
             );
         }
         let config = Arc::new(config);
+        // Before anything reads or writes the directory: a second broker on it must not touch a single file.
+        let dir_lock = DataDirLock::acquire(&config.data_dir)?;
         let metadata = Arc::new(MetadataStore::open(&config.data_dir, config.node_id, config.cluster_id.as_deref())?);
         let logs = LogManager::open(
             &config.data_dir,
@@ -139,7 +144,7 @@ impl Broker {
             cluster_id = state.metadata.cluster_id(),
             "broker started"
         );
-        Ok(Broker { state, local_addr, shutdown_tx, accept_tasks, logs })
+        Ok(Broker { state, local_addr, shutdown_tx, accept_tasks, logs, _dir_lock: dir_lock })
     }
 
     /// The address the main listener is bound to.

@@ -148,3 +148,21 @@ async fn kill_dash_nine_mid_produce_loses_nothing_acknowledged() {
     let _ = proc.child.kill();
     let _ = proc.child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_broker_on_the_same_data_dir_refuses_to_start_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = BrokerProcess::spawn(dir.path(), &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spate-broker"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second broker started: {stderr}");
+    assert!(stderr.contains("in use by another broker"), "unclear error: {stderr}");
+    // The first one is unharmed and, once it is gone, the directory is free again (also after kill -9).
+    first.kill();
+    let mut again = BrokerProcess::spawn(dir.path(), &[]);
+    again.kill();
+}

@@ -45,6 +45,13 @@ pub enum LogError {
     /// The log was taken offline after an earlier storage error, or deleted (KAFKA_STORAGE_ERROR).
     #[error("log {0} is offline")]
     Offline(String),
+    /// Another broker holds the data directory's `.lock`.
+    #[error(
+        "data directory {} is in use by another broker (its .lock is held); stop that broker or choose another \
+         --data-dir",
+        dir.display()
+    )]
+    DataDirLocked { dir: PathBuf },
 }
 
 impl LogError {

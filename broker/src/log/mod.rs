@@ -9,6 +9,7 @@ pub mod batch_builder;
 pub mod checkpoint;
 pub mod compression;
 pub mod config;
+pub mod dir_lock;
 pub mod error;
 pub mod leader_epoch_cache;
 pub mod log_cleaner;

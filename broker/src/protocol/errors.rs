@@ -17,7 +17,7 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
         LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
         LogError::TransactionCoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
-        LogError::Io { .. } | LogError::Offline(_) => ResponseError::KafkaStorageError,
+        LogError::Io { .. } | LogError::Offline(_) | LogError::DataDirLocked { .. } => ResponseError::KafkaStorageError,
     }
 }
 
