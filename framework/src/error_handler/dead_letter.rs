@@ -37,10 +37,7 @@ pub struct DltDestination {
 impl DltDestination {
     /// The default: `<topic>-dlt`, same partition.
     pub fn default_for(record: &Record) -> Self {
-        DltDestination {
-            topic: format!("{}{DEFAULT_DLT_SUFFIX}", record.topic()),
-            partition: Some(record.partition()),
-        }
+        DltDestination { topic: format!("{}{DEFAULT_DLT_SUFFIX}", record.topic()), partition: Some(record.partition()) }
     }
 }
 
@@ -61,7 +58,7 @@ pub enum DeadLetterError {
         offset: i64,
         /// The send error.
         #[source]
-        error: SendError,
+        error: Box<SendError>,
     },
     /// The dead-letter topic could not be checked or created.
     #[error("preparing dead-letter topic `{topic}` failed: {error}")]
@@ -70,11 +67,11 @@ pub enum DeadLetterError {
         topic: String,
         /// The admin error.
         #[source]
-        error: AdminError,
+        error: Box<AdminError>,
     },
     /// The admin client could not be created.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] Box<ConfigError>),
 }
 
 /// The headers of a dead letter: the record's original headers (minus any `kafka_dlt-*` headers of an earlier
@@ -159,7 +156,7 @@ pub async fn publish_dead_letter(
         source_topic: record.topic().to_string(),
         partition: record.partition(),
         offset: record.offset(),
-        error,
+        error: Box::new(error),
     })
 }
 
@@ -170,7 +167,7 @@ pub async fn ensure_dead_letter_topic(
     source_topic: &str,
     dlt_topic: &str,
 ) -> Result<(), DeadLetterError> {
-    let topic_err = |error| DeadLetterError::Topic { topic: dlt_topic.to_string(), error };
+    let topic_err = |error| DeadLetterError::Topic { topic: dlt_topic.to_string(), error: Box::new(error) };
     let existing = admin.describe_topics(&[source_topic, dlt_topic]).await.map_err(topic_err)?;
     if existing.contains_key(dlt_topic) {
         return Ok(());
@@ -277,7 +274,7 @@ impl DeadLetterPublishingRecoverer {
         if let Some(a) = slot.as_ref() {
             return Ok(a.clone());
         }
-        let admin = Arc::new(KafkaAdmin::from_props(producer.props(), Duration::from_secs(30))?);
+        let admin = Arc::new(KafkaAdmin::from_props(producer.props(), Duration::from_secs(30)).map_err(Box::new)?);
         *slot = Some(admin.clone());
         Ok(admin)
     }
@@ -344,7 +341,10 @@ mod tests {
         assert_eq!(h.get_str(kh::DLT_ORIGINAL_CONSUMER_GROUP), Some("billing"));
         assert_eq!(h.get_str(kh::DLT_EXCEPTION_FQCN), Some("spate::ListenerError::Handler"));
         assert_eq!(h.get_str(kh::DLT_EXCEPTION_MESSAGE), Some("database down"));
-        assert_eq!(h.get_str(kh::DLT_EXCEPTION_STACKTRACE), Some("handler failed: database down\ncaused by: connection refused"));
+        assert_eq!(
+            h.get_str(kh::DLT_EXCEPTION_STACKTRACE),
+            Some("handler failed: database down\ncaused by: connection refused")
+        );
         // Only the new failure's message remains.
         assert_eq!(h.iter().filter(|(n, _)| *n == kh::DLT_EXCEPTION_MESSAGE).count(), 1);
     }
@@ -357,7 +357,8 @@ mod tests {
 
     #[test]
     fn negative_partition_from_resolver_lets_the_producer_choose() {
-        let r = DeadLetterPublishingRecoverer::new().destination_resolver(|rec, _| (format!("{}.DLT", rec.topic()), -1));
+        let r =
+            DeadLetterPublishingRecoverer::new().destination_resolver(|rec, _| (format!("{}.DLT", rec.topic()), -1));
         let d = (r.resolver.as_ref().unwrap())(&Record::new("a", 1, 0), &ListenerError::Extraction("x".into()));
         assert_eq!(d, DltDestination { topic: "a.DLT".into(), partition: None });
     }
