@@ -29,8 +29,8 @@ pub use back_off::{BackOff, BackOffExecution, ExponentialBackOff, FixedBackOff, 
 pub use batch::BatchFailed;
 pub use classify::{error_chain, register_type_name, ValidationError};
 pub use dead_letter::{
-    dead_letter_headers, ensure_dead_letter_topic, publish_dead_letter, DeadLetterError,
-    DeadLetterPublishingRecoverer, DltDestination, DEFAULT_DLT_SUFFIX,
+    dead_letter_headers, ensure_dead_letter_topic, publish_dead_letter, DeadLetterError, DeadLetterPublishingRecoverer,
+    DltDestination, DEFAULT_DLT_SUFFIX,
 };
 pub use recoverer::{recoverer_fn, ConsumerRecordRecoverer, LoggingRecoverer, RecovererFn};
 
