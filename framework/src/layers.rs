@@ -132,3 +132,39 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn rate_limit_spaces_calls_across_clones() {
+        let svc = rate_limit(10, Duration::from_secs(1))
+            .layer(tower::service_fn(|_: ()| async { Ok::<_, ListenerError>(tokio::time::Instant::now()) }));
+        let start = tokio::time::Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..4 {
+            // A clone per call, as the container's consumers have: the schedule is shared.
+            at.push(svc.clone().oneshot(()).await.unwrap());
+        }
+        for (i, t) in at.iter().enumerate() {
+            assert!(*t - start >= Duration::from_millis(100) * i as u32, "call {i} at {:?}", *t - start);
+        }
+    }
+
+    #[tokio::test]
+    async fn timeout_errors_become_handler_errors_and_inner_errors_stay_themselves() {
+        let slow = timeout(Duration::from_millis(10)).layer(tower::service_fn(|_: ()| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, ListenerError>(())
+        }));
+        match slow.oneshot(()).await {
+            Err(ListenerError::Handler(e)) => assert!(e.is::<tower::timeout::error::Elapsed>()),
+            other => panic!("unexpected {other:?}"),
+        }
+        let failing = timeout(Duration::from_secs(10))
+            .layer(tower::service_fn(|_: ()| async { Err::<(), _>(ListenerError::Extraction("x".into())) }));
+        assert!(matches!(failing.oneshot(()).await, Err(ListenerError::Extraction(_))));
+    }
+}
