@@ -153,6 +153,11 @@ impl ExponentialBackOff {
         self
     }
 
+    /// Calls in total, the first included, as [`FixedBackOff::max_attempts`] counts them: `max_retries(n - 1)`.
+    pub fn max_attempts(self, n: u32) -> Self {
+        self.max_retries(n.saturating_sub(1))
+    }
+
     /// The delays of one record add up to at most this.
     pub fn max_elapsed_time(mut self, max: Duration) -> Self {
         self.max_elapsed_time = Some(max);
@@ -346,6 +351,13 @@ mod tests {
         // 100 + 200 + 400 = 700; the next (800) would make 1500 > 1000.
         let b = ExponentialBackOff::new(ms(100), 2.0).max_interval(ms(10_000)).max_elapsed_time(ms(1000));
         assert_eq!(delays(&b), vec![ms(100), ms(200), ms(400)]);
+    }
+
+    #[test]
+    fn max_attempts_counts_the_first_call() {
+        let b = ExponentialBackOff::new(ms(10), 2.0).max_attempts(3);
+        assert_eq!(delays(&b), vec![ms(10), ms(20)]);
+        assert!(delays(&ExponentialBackOff::new(ms(10), 2.0).max_attempts(0)).is_empty());
     }
 
     #[test]

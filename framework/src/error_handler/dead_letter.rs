@@ -290,9 +290,19 @@ impl DeadLetterPublishingRecoverer {
             None => DltDestination::default_for(record),
         };
         if self.create_topics && !self.ready_topics.lock().contains(&destination.topic) {
-            let admin = self.admin_for(&producer)?;
-            ensure_dead_letter_topic(&admin, record.topic(), &destination.topic).await?;
-            self.ready_topics.lock().insert(destination.topic.clone());
+            // A topic that cannot be checked or created (no ACL, admin timeout) may still exist or be auto-created
+            // by the broker: try the publish anyway, which fails (and so retries) if the topic really is missing.
+            let prepared = match self.admin_for(&producer) {
+                Ok(admin) => ensure_dead_letter_topic(&admin, record.topic(), &destination.topic).await,
+                Err(e) => Err(e),
+            };
+            match prepared {
+                Ok(()) => {
+                    self.ready_topics.lock().insert(destination.topic.clone());
+                }
+                Err(e) => tracing::warn!(dlt_topic = %destination.topic, error = %e,
+                    "cannot check or create the dead-letter topic; publishing anyway"),
+            }
         }
         let group = current.as_ref().map(|c| c.group_id.as_ref());
         let md = publish_dead_letter(&producer, record, error, group, &destination).await?;
