@@ -244,6 +244,10 @@ impl<T: Decode> FromBatch for Batch<T> {
 }
 
 /// What a handler without `#[send_to]` may return: `()` or `Result<(), E>`.
+///
+/// A batch listener may return `Result<(), BatchFailed>` (or a `BoxError` holding a
+/// [`BatchFailed`](crate::BatchFailed)) to name the records that failed: the container finds it in
+/// `ListenerError::Handler` and retries or recovers only those records.
 #[diagnostic::on_unimplemented(
     message = "a listener without #[send_to] must return `()` or `Result<(), E>`, not `{Self}`",
     note = "to send the returned value to a topic, add #[send_to(\"topic\")] below #[kafka_listener]"

@@ -22,7 +22,8 @@
 //!
 //! Modules: [`config`] (figment configuration), [`template`] (`KafkaTemplate`), [`container`] (listener
 //! containers, ack modes, registry), [`extract`] (handler arguments), [`listener`] (definitions and the service
-//! type), [`error_handler`], [`admin`], [`codec`] (serialization), [`test`] (feature `test-support`).
+//! type), [`error_handler`] (back-offs, recoverers, dead letters, batch outcomes), [`layers`] (tower layers for
+//! listeners), [`admin`], [`codec`] (serialization), [`test`] (feature `test-support`).
 
 pub mod admin;
 pub mod app;
@@ -32,6 +33,7 @@ pub mod container;
 pub mod error_handler;
 pub mod extract;
 pub mod kafka_headers;
+pub mod layers;
 pub mod listener;
 pub mod record;
 pub mod template;
@@ -48,7 +50,8 @@ pub use container::{
     Ordering, RebalanceListener, SeekPosition,
 };
 pub use error_handler::{
-    ConsumerRecordRecoverer, DefaultErrorHandler, ErrorDecision, ErrorHandler, FixedBackOff, LoggingRecoverer,
+    BackOff, BatchFailed, ConsumerRecordRecoverer, DeadLetterPublishingRecoverer, DefaultErrorHandler, ErrorDecision,
+    ErrorHandler, ExponentialBackOff, FixedBackOff, LoggingRecoverer, ValidationError,
 };
 pub use extract::{Batch, FromBatch, FromRecord, IntoOutcome, IntoReply, Key, Meta, State};
 pub use listener::{BoxError, Delivery, ListenerContext, ListenerDefinition, ListenerError, Outcome, StateMap};

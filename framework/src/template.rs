@@ -220,6 +220,11 @@ impl ProducerFactory {
         Self::from_props(props, None)
     }
 
+    /// The connection settings (the dead-letter recoverer makes its admin client from them).
+    pub(crate) fn props(&self) -> &ClientProps {
+        &self.inner.props
+    }
+
     /// Whether two factories are the same one (and so share one producer).
     pub fn is_same(&self, other: &ProducerFactory) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)

@@ -155,6 +155,16 @@ impl Handler {
         }
     }
 
+    /// Asks the error handler, with this listener as the recoverers' `current_listener()`.
+    async fn on_error(&self, records: &[Record], error: &ListenerError, attempt: u32) -> ErrorDecision {
+        let listener = crate::error_handler::FailedListener {
+            listener_id: self.spec.listener_id.clone(),
+            group_id: self.spec.group_id.clone(),
+            producer: self.spec.producer.clone(),
+        };
+        crate::error_handler::with_listener(listener, self.spec.error_handler.handle(records, error, attempt)).await
+    }
+
     /// Handles one record with retries and recovery.
     async fn handle_record(&self, svc: &mut ListenerService, record: Record) -> Handled {
         let mut attempt = 1;
@@ -177,7 +187,7 @@ impl Handler {
                 }
                 Err(e) => e,
             };
-            match self.spec.error_handler.handle(std::slice::from_ref(&record), &error, attempt).await {
+            match self.on_error(std::slice::from_ref(&record), &error, attempt).await {
                 ErrorDecision::Skip => {
                     // Recovered: handled for good, acknowledged or not.
                     self.complete(std::slice::from_ref(&record));
@@ -194,10 +204,15 @@ impl Handler {
         }
     }
 
-    /// Handles a batch with retries; a record that cannot be deserialized is recovered alone and removed, then
-    /// the rest is delivered again.
+    /// Handles a batch with retries. A record that cannot be deserialized is recovered alone and removed, then the
+    /// rest is delivered again. When the handler names the records that failed (`BatchFailed`), the others are
+    /// handled and only the failed ones are retried (the handler is called with just them) or, once their
+    /// back-off is exhausted, recovered one by one.
     async fn handle_batch(&self, svc: &mut ListenerService, mut records: Vec<Record>) -> Handled {
+        use crate::error_handler::batch::{split, BatchFailure};
         let mut attempt = 1;
+        // Failures so far of each record named in a `BatchFailed`, by (partition, offset) within this poll.
+        let mut record_attempts: std::collections::HashMap<(Arc<str>, i32, i64), u32> = Default::default();
         loop {
             if records.is_empty() {
                 return Handled::Done;
@@ -218,40 +233,63 @@ impl Handler {
                 }
                 Err(e) => e,
             };
-            if let ListenerError::Deserialization { record, .. } = &error {
-                let bad = (**record).clone();
-                match self.spec.error_handler.handle(std::slice::from_ref(&bad), &error, 1).await {
+            let delay = match split(&records, error) {
+                BatchFailure::Poison(i, error) => {
+                    let bad = records[i].clone();
+                    match self.on_error(std::slice::from_ref(&bad), &error, 1).await {
+                        ErrorDecision::Skip => {
+                            self.complete(std::slice::from_ref(&bad));
+                            records.remove(i);
+                            continue;
+                        }
+                        ErrorDecision::Retry(delay) => delay,
+                    }
+                }
+                BatchFailure::Records(failed) => {
+                    let mut retry = Vec::with_capacity(failed.len());
+                    let mut delay = Duration::ZERO;
+                    let mut failed = failed.into_iter().peekable();
+                    for (i, r) in records.iter().enumerate() {
+                        let error = match failed.next_if(|(j, _)| *j == i) {
+                            Some((_, e)) => e,
+                            None => {
+                                if !self.manual() {
+                                    self.complete(std::slice::from_ref(r));
+                                }
+                                continue;
+                            }
+                        };
+                        let n = record_attempts.entry((r.topic_arc().clone(), r.partition(), r.offset())).or_insert(0);
+                        *n += 1;
+                        match self.on_error(std::slice::from_ref(r), &error, *n).await {
+                            ErrorDecision::Skip => self.complete(std::slice::from_ref(r)),
+                            ErrorDecision::Retry(d) => {
+                                delay = delay.max(d);
+                                retry.push(r.clone());
+                            }
+                        }
+                    }
+                    records = retry;
+                    if records.is_empty() {
+                        return Handled::Done;
+                    }
+                    delay
+                }
+                BatchFailure::Whole(error) => match self.on_error(&records, &error, attempt).await {
                     ErrorDecision::Skip => {
-                        self.complete(std::slice::from_ref(&bad));
-                        records.retain(|r| {
-                            !(r.partition() == bad.partition()
-                                && r.offset() == bad.offset()
-                                && r.topic() == bad.topic())
-                        });
-                        continue;
+                        self.complete(&records);
+                        return Handled::Done;
                     }
                     ErrorDecision::Retry(delay) => {
-                        if self.stopping() {
-                            return Handled::Abandoned;
-                        }
-                        tokio::time::sleep(delay).await;
-                        continue;
+                        attempt += 1;
+                        delay
                     }
-                }
+                },
+            };
+            if self.stopping() {
+                return Handled::Abandoned;
             }
-            match self.spec.error_handler.handle(&records, &error, attempt).await {
-                ErrorDecision::Skip => {
-                    self.complete(&records);
-                    return Handled::Done;
-                }
-                ErrorDecision::Retry(delay) => {
-                    if self.stopping() {
-                        return Handled::Abandoned;
-                    }
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-            }
+            tokio::time::sleep(delay).await;
         }
     }
 }
