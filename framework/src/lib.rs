@@ -33,6 +33,7 @@ pub mod error_handler;
 pub mod extract;
 pub mod kafka_headers;
 pub mod listener;
+pub mod observability;
 pub mod record;
 pub mod template;
 #[cfg(feature = "test-support")]

@@ -426,6 +426,15 @@ impl ListenerContainer {
         self.inner.is_running.load(AtomicOrdering::Acquire)
     }
 
+    /// Consumers of the running container whose task ended on its own (0 when stopped, or while starting or
+    /// stopping); the health endpoint reports such a container as failed.
+    pub fn failed_consumers(&self) -> usize {
+        match self.inner.running.try_lock() {
+            Ok(r) => r.as_ref().map_or(0, |r| r.workers.iter().filter(|(_, j)| j.is_finished()).count()),
+            Err(_) => 0,
+        }
+    }
+
     /// Creates the consumers and starts polling. Starting a running container does nothing.
     pub async fn start(&self) -> Result<(), ContainerError> {
         let mut running = self.inner.running.lock().await;
@@ -474,6 +483,7 @@ impl ListenerContainer {
             (None, None) => format!("{}-{index}", spec.listener_id),
         };
         props.set("client.id", client_id, "client_id_prefix");
+        crate::observability::consumer_props(&mut props);
         let context = ContainerContext::new(state);
         let consumer: StreamConsumer<ContainerContext> =
             StreamConsumer::from_config_and_context(&props.client_config(), context).map_err(|e| {
