@@ -380,7 +380,7 @@ fn enqueue(
     msg: &OutgoingRecord,
     tx: &mut Option<DeliverySender>,
 ) -> Result<(), KafkaError> {
-    let mut rec: BaseRecord<'_, [u8], [u8], Box<(Option<DeliverySender>, std::time::Instant)>> =
+    let mut rec: BaseRecord<'_, [u8], [u8], <SpateProducerContext as ProducerContext>::DeliveryOpaque> =
         BaseRecord::with_opaque_to(&msg.topic, Box::new((tx.take(), std::time::Instant::now())));
     if let Some(k) = &msg.key {
         rec = rec.key(k.as_slice());

@@ -277,10 +277,6 @@ impl ClientContext for ContainerContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(listener = %self.state.shared.listener_id, %error, reason, "consumer client error");
     }
-
-    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
-        crate::observability::consumer_stats(&self.state.shared.listener_id, &statistics);
-    }
 }
 
 impl ConsumerContext for ContainerContext {

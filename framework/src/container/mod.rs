@@ -483,7 +483,6 @@ impl ListenerContainer {
             (None, None) => format!("{}-{index}", spec.listener_id),
         };
         props.set("client.id", client_id, "client_id_prefix");
-        crate::observability::consumer_props(&mut props);
         let context = ContainerContext::new(state);
         let consumer: StreamConsumer<ContainerContext> =
             StreamConsumer::from_config_and_context(&props.client_config(), context).map_err(|e| {

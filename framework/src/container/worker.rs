@@ -470,6 +470,11 @@ impl Worker {
         let lanes = (spec.ordering == Ordering::Key && !spec.batch)
             .then(|| Lanes::start(&handler, spec.key_concurrency, spec.max_poll_records.max(spec.key_concurrency) * 2));
         let mut svc = spec.service.clone();
+        let lag = self
+            .consumer
+            .0
+            .as_ref()
+            .map(|c| crate::observability::LagSampler::start(spec.listener_id.clone(), Arc::downgrade(c)));
         let mut stream = self.consumer.stream();
         let mut buffer: Vec<Record> = Vec::with_capacity(spec.max_poll_records);
         let mut topic_cache: Option<Arc<str>> = None;
@@ -617,6 +622,7 @@ impl Worker {
         if let Some(l) = lanes {
             l.finish().await;
         }
+        drop(lag);
         drop(stream);
         drop(handler);
         let index = self.index;

@@ -184,7 +184,8 @@ impl HealthIndicator {
 
     /// Closes the broker check's client off the runtime's threads.
     pub(crate) async fn close(&self) {
-        if let Some(probe) = self.probe.lock().take() {
+        let probe = self.probe.lock().take();
+        if let Some(probe) = probe {
             let _ = tokio::task::spawn_blocking(move || drop(probe)).await;
         }
     }

@@ -1,6 +1,6 @@
 //! Prometheus metrics through the `metrics` facade: one process-wide `metrics-exporter-prometheus` recorder,
 //! handles registered once per listener and topic (recording a record is a few atomic operations, no lookup by
-//! name and no allocation), consumer lag from librdkafka's statistics, and template sends.
+//! name and no allocation), consumer lag gauges, and template sends.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -228,20 +228,11 @@ impl ListenerMetrics {
     }
 }
 
-/// Sets the lag gauges from one librdkafka statistics report.
-pub(crate) fn consumer_stats(listener_id: &str, stats: &rdkafka::statistics::Statistics) {
-    let r = &registry().recorder;
-    for (topic, t) in &stats.topics {
-        for (partition, p) in &t.partitions {
-            // -1 is librdkafka's internal "unassigned" partition; only partitions being fetched have a position.
-            if *partition < 0 || p.fetch_state != "active" || p.next_offset < 0 || p.hi_offset < 0 {
-                continue;
-            }
-            let part = partition.to_string();
-            let labels = [("listener_id", listener_id), ("topic", topic.as_str()), ("partition", &part)];
-            r.register_gauge(&key(CONSUMER_LAG, &labels), &METADATA).set((p.hi_offset - p.next_offset).max(0) as f64);
-        }
-    }
+/// Sets one partition's lag gauge (not on the record path: sampled every few seconds).
+pub(crate) fn set_lag(listener_id: &str, topic: &str, partition: i32, lag: i64) {
+    let part = partition.to_string();
+    let labels = [("listener_id", listener_id), ("topic", topic), ("partition", &part)];
+    registry().recorder.register_gauge(&key(CONSUMER_LAG, &labels), &METADATA).set(lag as f64);
 }
 
 /// The `error` label of a failed attempt (bounded: one value per kind).

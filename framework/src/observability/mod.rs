@@ -4,7 +4,7 @@
 //! `.../readiness`, `/actuator/prometheus`). The user guide is `docs/src/framework-observability.md`.
 //!
 //! Files: `trace_context.rs` (the `traceparent` type and the current context), `spans.rs` (what the container
-//! does around each record), `metrics.rs` (the registry and metric names), `health.rs` (health indicators),
+//! does around each record), `metrics.rs` (the registry and metric names), `lag.rs` (the consumer lag sampler), `health.rs` (health indicators),
 //! `server.rs` (the HTTP server and the `management` configuration section).
 //!
 //! ```no_run
@@ -19,6 +19,7 @@
 //! ```
 
 mod health;
+mod lag;
 mod metrics;
 mod server;
 mod spans;
@@ -35,7 +36,9 @@ pub use server::{
 pub use spans::{BATCH_SPAN, RECORD_SPAN};
 pub use trace_context::{current_trace, SpanId, TraceContext, TraceId, TraceParentError, FLAG_SAMPLED};
 
-pub(crate) use self::metrics::{consumer_stats, template_delivered};
+pub(crate) use self::metrics::template_delivered;
+pub(crate) use lag::LagSampler;
+pub use lag::LAG_SAMPLE_INTERVAL;
 pub(crate) use spans::ListenerObserver;
 pub(crate) use trace_context::inject_for_send;
 
@@ -53,15 +56,4 @@ pub(crate) use trace_context::inject_for_send;
 /// ```
 pub fn record_trace(record: &crate::record::Record) -> Option<TraceContext> {
     TraceContext::from_headers(record.headers()).ok().flatten()
-}
-
-/// librdkafka's `statistics.interval.ms` for listener consumers when the configuration sets none: the consumer
-/// lag gauge is updated this often.
-pub const LAG_STATISTICS_INTERVAL_MS: u32 = 5000;
-
-/// Turns on librdkafka's statistics (the source of the lag gauge) unless configured otherwise.
-pub(crate) fn consumer_props(props: &mut crate::config::ClientProps) {
-    if props.get("statistics.interval.ms").is_none() {
-        props.set("statistics.interval.ms", LAG_STATISTICS_INTERVAL_MS, "spate (consumer lag metric)");
-    }
 }
