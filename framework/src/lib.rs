@@ -22,7 +22,8 @@
 //!
 //! Modules: [`config`] (figment configuration), [`template`] (`KafkaTemplate`), [`container`] (listener
 //! containers, ack modes, registry), [`extract`] (handler arguments), [`listener`] (definitions and the service
-//! type), [`error_handler`], [`admin`], [`codec`] (serialization), [`test`] (feature `test-support`).
+//! type), [`error_handler`], [`admin`], [`codec`] (serialization), [`observability`] (spans, trace context,
+//! metrics, health server), [`test`] (feature `test-support`).
 
 pub mod admin;
 pub mod app;
