@@ -331,6 +331,7 @@ fn drain_overflow(producer: &SharedProducer) -> bool {
                 return true;
             }
             Err(error) => {
+                crate::observability::template_delivered(&msg.topic, false, std::time::Instant::now());
                 if let Some(tx) = tx {
                     let _ = tx.send(Err(error));
                 }

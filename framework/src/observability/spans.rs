@@ -37,22 +37,15 @@ impl HandlingScope {
     /// Runs `fut` inside the span with the context current.
     pub(crate) fn run<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
         let HandlingScope { span, context, children } = self;
-        async move {
+        let inside = async move {
             let out = fut.await;
+            // The records' spans of a batch close with the batch.
             drop(children);
             out
-        }
-        .instrument(span.clone())
-        .pipe(|f| context.scope(f))
+        };
+        context.scope(inside.instrument(span))
     }
 }
-
-trait Pipe: Sized {
-    fn pipe<R>(self, f: impl FnOnce(Self) -> R) -> R {
-        f(self)
-    }
-}
-impl<T> Pipe for T {}
 
 impl ListenerObserver {
     pub(crate) fn new(listener_id: Arc<str>, group_id: Arc<str>) -> Self {
