@@ -246,10 +246,19 @@ impl App {
             let spec = resolve(&config, &def, cluster.as_deref(), &state, producer, &default_handler)?;
             registry.register(ListenerContainer::new(spec, registry.events_sender()));
         }
-        let app = RunningApp { config, registry, factories: Arc::new(factories), default_factory };
+        let mut app =
+            RunningApp { config, registry, factories: Arc::new(factories), default_factory, management: None };
         if let Err(e) = app.registry.start_auto_startup().await {
             app.registry.stop_all().await;
             return Err(e.into());
+        }
+        // After the containers, so readiness is never UP before they run.
+        match crate::observability::ManagementServer::start_if_configured(&app.config, &app.registry).await {
+            Ok(m) => app.management = m,
+            Err(e) => {
+                app.registry.stop_all().await;
+                return Err(e.into());
+            }
         }
         Ok(app)
     }
@@ -487,6 +496,7 @@ pub struct RunningApp {
     registry: ListenerEndpointRegistry,
     factories: Arc<BTreeMap<String, ProducerFactory>>,
     default_factory: ProducerFactory,
+    management: Option<crate::observability::ManagementServer>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -531,14 +541,25 @@ impl RunningApp {
         KafkaAdmin::new(&self.config)
     }
 
+    /// Where the management server (`management.server.port`) listens, when it runs.
+    pub fn management_address(&self) -> Option<std::net::SocketAddr> {
+        self.management.as_ref().map(|m| m.local_addr())
+    }
+
     /// Stops every container gracefully (finish in-flight records, commit, leave the group), then flushes the
-    /// producers.
+    /// producers. Readiness reports OUT_OF_SERVICE from the start of the shutdown.
     pub async fn shutdown(self) {
+        if let Some(m) = &self.management {
+            m.health().set_shutting_down();
+        }
         self.registry.stop_all().await;
         for f in self.factories.values() {
             if let Err(e) = f.flush(Duration::from_secs(10)).await {
                 tracing::warn!(error = %e, "producer flush at shutdown failed");
             }
+        }
+        if let Some(m) = self.management {
+            m.stop().await;
         }
         tracing::info!("application stopped");
     }

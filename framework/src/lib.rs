@@ -23,7 +23,8 @@
 //! Modules: [`config`] (figment configuration), [`template`] (`KafkaTemplate`), [`container`] (listener
 //! containers, ack modes, registry), [`extract`] (handler arguments), [`listener`] (definitions and the service
 //! type), [`error_handler`] (back-offs, recoverers, dead letters, batch outcomes), [`layers`] (tower layers for
-//! listeners), [`admin`], [`codec`] (serialization), [`test`] (feature `test-support`).
+//! listeners), [`admin`], [`codec`] (serialization), [`observability`] (spans, trace context, metrics, health
+//! server), [`test`] (feature `test-support`).
 
 pub mod admin;
 pub mod app;
@@ -35,6 +36,7 @@ pub mod extract;
 pub mod kafka_headers;
 pub mod layers;
 pub mod listener;
+pub mod observability;
 pub mod record;
 pub mod template;
 #[cfg(feature = "test-support")]

@@ -124,9 +124,14 @@ impl ClientContext for SpateProducerContext {
 type DeliverySender = oneshot::Sender<Result<RecordMetadata, KafkaError>>;
 
 impl ProducerContext for SpateProducerContext {
-    type DeliveryOpaque = Box<Option<DeliverySender>>;
+    type DeliveryOpaque = Box<(Option<DeliverySender>, std::time::Instant)>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
+        let (sender, enqueued) = *opaque;
+        match result {
+            Ok(m) => crate::observability::template_delivered(m.topic(), true, enqueued),
+            Err((_, m)) => crate::observability::template_delivered(m.topic(), false, enqueued),
+        }
         let listeners = self.listeners.read();
         let outcome = match result {
             Ok(m) => {
@@ -161,7 +166,7 @@ impl ProducerContext for SpateProducerContext {
                 Err(e.clone())
             }
         };
-        if let Some(tx) = *opaque {
+        if let Some(tx) = sender {
             // The caller may have dropped the future; the listeners above have still been told.
             let _ = tx.send(outcome);
         }
@@ -285,7 +290,8 @@ impl ProducerFactory {
     }
 
     /// Sends already-serialized bytes.
-    pub(crate) fn send_bytes(&self, msg: OutgoingRecord) -> SendFuture {
+    pub(crate) fn send_bytes(&self, mut msg: OutgoingRecord) -> SendFuture {
+        crate::observability::inject_for_send(&mut msg.headers);
         let producer = match self.producer() {
             Ok(p) => p,
             Err(e) => return SendFuture::ready(Err(SendError::Config(e))),
@@ -299,7 +305,10 @@ impl ProducerFactory {
             match enqueue(&producer, &msg, &mut tx) {
                 Ok(()) => return SendFuture::waiting(topic, rx),
                 Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {}
-                Err(error) => return SendFuture::ready(Err(SendError::Kafka { topic, error })),
+                Err(error) => {
+                    crate::observability::template_delivered(&topic, false, std::time::Instant::now());
+                    return SendFuture::ready(Err(SendError::Kafka { topic, error }));
+                }
             }
         }
         // The local queue is full (or records are already waiting): queue this one behind them and let the
@@ -327,6 +336,7 @@ fn drain_overflow(producer: &SharedProducer) -> bool {
                 return true;
             }
             Err(error) => {
+                crate::observability::template_delivered(&msg.topic, false, std::time::Instant::now());
                 if let Some(tx) = tx {
                     let _ = tx.send(Err(error));
                 }
@@ -376,8 +386,8 @@ fn enqueue(
     msg: &OutgoingRecord,
     tx: &mut Option<DeliverySender>,
 ) -> Result<(), KafkaError> {
-    let mut rec: BaseRecord<'_, [u8], [u8], Box<Option<DeliverySender>>> =
-        BaseRecord::with_opaque_to(&msg.topic, Box::new(tx.take()));
+    let mut rec: BaseRecord<'_, [u8], [u8], <SpateProducerContext as ProducerContext>::DeliveryOpaque> =
+        BaseRecord::with_opaque_to(&msg.topic, Box::new((tx.take(), std::time::Instant::now())));
     if let Some(k) = &msg.key {
         rec = rec.key(k.as_slice());
     }
@@ -397,7 +407,7 @@ fn enqueue(
         Ok(()) => Ok(()),
         Err((e, rec)) => {
             // Take the sender back so a retry can use it.
-            *tx = *rec.delivery_opaque;
+            *tx = rec.delivery_opaque.0;
             Err(e)
         }
     }

@@ -142,7 +142,9 @@ async fn headers_roundtrip_through_embedded_helpers() {
     broker.produce_to("h", 0, Some("k"), "v", h).await.unwrap();
     let r = broker.consume("h", 1, common::WAIT).await.unwrap();
     assert_eq!(r[0].headers().get_str("a"), Some("2"));
-    assert_eq!(r[0].headers().len(), 2);
+    assert_eq!(r[0].headers().iter().filter(|(name, _)| *name == "a").count(), 2);
+    // Every send also carries a W3C trace context (see observability).
+    assert!(r[0].headers().get_str(spate::kafka_headers::TRACEPARENT).is_some());
 }
 
 #[tokio::test]

@@ -426,6 +426,15 @@ impl ListenerContainer {
         self.inner.is_running.load(AtomicOrdering::Acquire)
     }
 
+    /// Consumers of the running container whose task ended on its own (0 when stopped, or while starting or
+    /// stopping); the health endpoint reports such a container as failed.
+    pub fn failed_consumers(&self) -> usize {
+        match self.inner.running.try_lock() {
+            Ok(r) => r.as_ref().map_or(0, |r| r.workers.iter().filter(|(_, j)| j.is_finished()).count()),
+            Err(_) => 0,
+        }
+    }
+
     /// Creates the consumers and starts polling. Starting a running container does nothing.
     pub async fn start(&self) -> Result<(), ContainerError> {
         let mut running = self.inner.running.lock().await;

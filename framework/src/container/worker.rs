@@ -68,6 +68,7 @@ struct Handler {
     tracker: Arc<Mutex<OffsetTracker>>,
     consumer: std::sync::Weak<Consumer_>,
     stop: watch::Receiver<Option<Instant>>,
+    observe: crate::observability::ListenerObserver,
 }
 
 impl Handler {
@@ -108,6 +109,7 @@ impl Handler {
 
     /// Calls the service once; `None` when the shutdown deadline passed first. A panic becomes an error.
     async fn call(&self, svc: &mut ListenerService, delivery: Delivery) -> Option<Result<Outcome, ListenerError>> {
+        let invocation = self.observe.invocation(&delivery);
         let call = async {
             let ready = svc.ready().await?;
             AssertUnwindSafe(ready.call(delivery)).catch_unwind().await.unwrap_or_else(|panic| {
@@ -121,11 +123,13 @@ impl Handler {
         };
         // Biased, call first: a call that completes on its first poll (most do) never polls the deadline, so the
         // common case registers no watch waiter and no timer.
-        tokio::select! {
+        let result = tokio::select! {
             biased;
             r = call => Some(r),
             _ = self.shutdown_deadline() => None,
-        }
+        };
+        self.observe.invoked(invocation, &result);
+        result
     }
 
     async fn send_reply(&self, outcome: Outcome, key: Option<&bytes::Bytes>) -> Result<(), ListenerError> {
@@ -190,6 +194,7 @@ impl Handler {
             match self.on_error(std::slice::from_ref(&record), &error, attempt).await {
                 ErrorDecision::Skip => {
                     // Recovered: handled for good, acknowledged or not.
+                    self.observe.recovered(std::slice::from_ref(&record));
                     self.complete(std::slice::from_ref(&record));
                     return Handled::Done;
                 }
@@ -238,6 +243,7 @@ impl Handler {
                     let bad = records[i].clone();
                     match self.on_error(std::slice::from_ref(&bad), &error, 1).await {
                         ErrorDecision::Skip => {
+                            self.observe.recovered(std::slice::from_ref(&bad));
                             self.complete(std::slice::from_ref(&bad));
                             records.remove(i);
                             continue;
@@ -262,7 +268,10 @@ impl Handler {
                         let n = record_attempts.entry((r.topic_arc().clone(), r.partition(), r.offset())).or_insert(0);
                         *n += 1;
                         match self.on_error(std::slice::from_ref(r), &error, *n).await {
-                            ErrorDecision::Skip => self.complete(std::slice::from_ref(r)),
+                            ErrorDecision::Skip => {
+                                self.observe.recovered(std::slice::from_ref(r));
+                                self.complete(std::slice::from_ref(r));
+                            }
                             ErrorDecision::Retry(d) => {
                                 delay = delay.max(d);
                                 retry.push(r.clone());
@@ -277,6 +286,7 @@ impl Handler {
                 }
                 BatchFailure::Whole(error) => match self.on_error(&records, &error, attempt).await {
                     ErrorDecision::Skip => {
+                        self.observe.recovered(&records);
                         self.complete(&records);
                         return Handled::Done;
                     }
@@ -314,7 +324,8 @@ impl Lanes {
             let mut svc = h.spec.service.clone();
             joins.push(tokio::spawn(async move {
                 while let Some((record, permit)) = rx.recv().await {
-                    let _ = h.handle_record(&mut svc, record).await;
+                    let scope = h.observe.record_scope(&record);
+                    let _ = scope.run(h.handle_record(&mut svc, record)).await;
                     drop(permit);
                     done.notify_one();
                 }
@@ -495,10 +506,16 @@ impl Worker {
             tracker: self.state.tracker.clone(),
             consumer: self.consumer.0.as_ref().map(Arc::downgrade).unwrap_or_default(),
             stop: self.stop.clone(),
+            observe: crate::observability::ListenerObserver::new(spec.listener_id.clone(), spec.group_id.clone()),
         });
         let lanes = (spec.ordering == Ordering::Key && !spec.batch)
             .then(|| Lanes::start(&handler, spec.key_concurrency, spec.max_poll_records.max(spec.key_concurrency) * 2));
         let mut svc = spec.service.clone();
+        let lag = self
+            .consumer
+            .0
+            .as_ref()
+            .map(|c| crate::observability::LagSampler::start(spec.listener_id.clone(), Arc::downgrade(c)));
         let mut stream = self.consumer.stream();
         let mut buffer: Vec<Record> = Vec::with_capacity(spec.max_poll_records);
         let mut topic_cache: Option<Arc<str>> = None;
@@ -624,7 +641,8 @@ impl Worker {
                             continue;
                         }
                     }
-                    match handler.handle_record(&mut svc, r).await {
+                    let scope = handler.observe.record_scope(&r);
+                    match scope.run(handler.handle_record(&mut svc, r)).await {
                         Handled::Done => {
                             since_commit += 1;
                             self.commit_by_mode(&mut last_commit, &mut since_commit, false);
@@ -645,6 +663,7 @@ impl Worker {
         if let Some(l) = lanes {
             l.finish().await;
         }
+        drop(lag);
         drop(stream);
         drop(handler);
         let index = self.index;
@@ -713,7 +732,8 @@ impl Worker {
             }
         }
         let n = keep.len();
-        if let Handled::Done = handler.handle_batch(svc, keep).await {
+        let scope = handler.observe.batch_scope(&keep);
+        if let Handled::Done = scope.run(handler.handle_batch(svc, keep)).await {
             *since_commit += n;
             self.commit_by_mode(last_commit, since_commit, false);
         }

@@ -1,0 +1,290 @@
+//! Prometheus metrics through the `metrics` facade: one process-wide `metrics-exporter-prometheus` recorder,
+//! handles registered once per listener and topic (recording a record is a few atomic operations, no lookup by
+//! name and no allocation), consumer lag gauges, and template sends.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use parking_lot::RwLock;
+
+use crate::listener::ListenerError;
+use crate::record::Record;
+
+/// Handling time of one listener invocation (Spring: `spring.kafka.listener`).
+pub const LISTENER_SECONDS: &str = "spate_kafka_listener_seconds";
+/// Records by how their handling ended (`result`: success, error, recovered).
+pub const LISTENER_RECORDS: &str = "spate_kafka_listener_records_total";
+/// Failed handling attempts by error kind.
+pub const LISTENER_ERRORS: &str = "spate_kafka_listener_errors_total";
+/// Consumer lag per partition: high watermark minus the consumer's position.
+pub const CONSUMER_LAG: &str = "spate_kafka_consumer_records_lag";
+/// Time from handing a record to the producer to its delivery report (Spring: `spring.kafka.template`).
+pub const TEMPLATE_SECONDS: &str = "spate_kafka_template_seconds";
+/// Records sent by topic and result (success, failure).
+pub const TEMPLATE_RECORDS: &str = "spate_kafka_template_records_total";
+/// `traceparent` headers that were invalid and ignored.
+pub const TRACE_CONTEXT_INVALID: &str = "spate_kafka_trace_context_invalid_total";
+
+/// Histogram buckets (seconds) of the two timers.
+const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// How often histogram samples are folded into their buckets when nobody scrapes (bounds memory).
+const UPKEEP: Duration = Duration::from_secs(5);
+
+static METADATA: Metadata<'static> = Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// The recorder, shared between Spate (which registers on it directly) and the global `metrics` recorder slot.
+#[derive(Clone)]
+struct Shared(Arc<PrometheusRecorder>);
+
+impl Recorder for Shared {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe_counter(key, unit, description)
+    }
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe_gauge(key, unit, description)
+    }
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0.describe_histogram(key, unit, description)
+    }
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.0.register_counter(key, metadata)
+    }
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.0.register_gauge(key, metadata)
+    }
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        self.0.register_histogram(key, metadata)
+    }
+}
+
+struct Registry {
+    recorder: Shared,
+    handle: PrometheusHandle,
+    invalid_trace_context: Counter,
+    template_topics: RwLock<Vec<(Box<str>, Arc<TemplateHandles>)>>,
+}
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let builder = PrometheusBuilder::new();
+        let builder = [LISTENER_SECONDS, TEMPLATE_SECONDS].iter().fold(builder, |b, name| {
+            match b.set_buckets_for_metric(Matcher::Full((*name).to_string()), BUCKETS) {
+                Ok(b) => b,
+                // Only fails for an empty bucket list.
+                Err(_) => PrometheusBuilder::new(),
+            }
+        });
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        let shared = Shared(Arc::new(recorder));
+        // The application's own `metrics::counter!` & co. land in the same registry, unless it installed a
+        // recorder of its own first; Spate's metrics are served at /actuator/prometheus either way.
+        if metrics::set_global_recorder(shared.clone()).is_err() {
+            tracing::debug!("a global metrics recorder is already installed; Spate keeps its own registry");
+        }
+        describe(&shared);
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new().name("spate-metrics-upkeep".into()).spawn(move || loop {
+            std::thread::sleep(UPKEEP);
+            upkeep.run_upkeep();
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the metrics upkeep thread; histograms are folded on scrape only");
+        }
+        let invalid_trace_context = shared.register_counter(&Key::from_static_name(TRACE_CONTEXT_INVALID), &METADATA);
+        Registry { recorder: shared, handle, invalid_trace_context, template_topics: RwLock::new(Vec::new()) }
+    })
+}
+
+fn describe(r: &Shared) {
+    r.describe_histogram(LISTENER_SECONDS.into(), Some(Unit::Seconds), "Listener invocation time".into());
+    r.describe_counter(LISTENER_RECORDS.into(), Some(Unit::Count), "Records handled by a listener, by result".into());
+    r.describe_counter(LISTENER_ERRORS.into(), Some(Unit::Count), "Failed listener attempts, by error kind".into());
+    r.describe_gauge(CONSUMER_LAG.into(), Some(Unit::Count), "High watermark minus the consumer position".into());
+    r.describe_histogram(TEMPLATE_SECONDS.into(), Some(Unit::Seconds), "Send time until the delivery report".into());
+    r.describe_counter(TEMPLATE_RECORDS.into(), Some(Unit::Count), "Records sent by KafkaTemplate, by result".into());
+    r.describe_counter(TRACE_CONTEXT_INVALID.into(), Some(Unit::Count), "Invalid traceparent headers ignored".into());
+}
+
+fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
+    Key::from_parts(name, labels.iter().map(|(k, v)| Label::new(*k, v.to_string())).collect::<Vec<_>>())
+}
+
+/// Every metric in the Prometheus text format (what `/actuator/prometheus` serves).
+pub fn render() -> String {
+    registry().handle.render()
+}
+
+/// The Prometheus handle of Spate's registry, to serve it elsewhere than the management server.
+pub fn prometheus_handle() -> PrometheusHandle {
+    registry().handle.clone()
+}
+
+pub(crate) fn invalid_trace_context() {
+    registry().invalid_trace_context.increment(1);
+}
+
+/// A listener's handles for one topic.
+struct TopicHandles {
+    topic: Arc<str>,
+    success: Counter,
+    error: Counter,
+    recovered: Counter,
+    seconds_success: Histogram,
+    seconds_failure: Histogram,
+}
+
+/// One listener invocation in progress: its start and the handles of its records' topics.
+pub(crate) struct Invocation {
+    started: Instant,
+    first: Option<(Arc<TopicHandles>, u64)>,
+    rest: Vec<(Arc<TopicHandles>, u64)>,
+}
+
+/// Handles of one listener, by topic; shared by a consumer's tasks.
+pub(crate) struct ListenerMetrics {
+    listener_id: Arc<str>,
+    topics: RwLock<Vec<Arc<TopicHandles>>>,
+}
+
+impl ListenerMetrics {
+    pub(crate) fn new(listener_id: Arc<str>) -> Self {
+        ListenerMetrics { listener_id, topics: RwLock::new(Vec::new()) }
+    }
+
+    fn topic(&self, topic: &Arc<str>) -> Arc<TopicHandles> {
+        {
+            let topics = self.topics.read();
+            // Records of one consumer share the topic's Arc, so the pointer check nearly always decides.
+            if let Some(h) = topics.iter().find(|h| Arc::ptr_eq(&h.topic, topic) || h.topic == *topic) {
+                return h.clone();
+            }
+        }
+        let r = &registry().recorder;
+        let id = &*self.listener_id;
+        let labels = |result: &'static str| [("listener_id", id), ("topic", &**topic), ("result", result)];
+        let h = Arc::new(TopicHandles {
+            topic: topic.clone(),
+            success: r.register_counter(&key(LISTENER_RECORDS, &labels("success")), &METADATA),
+            error: r.register_counter(&key(LISTENER_RECORDS, &labels("error")), &METADATA),
+            recovered: r.register_counter(&key(LISTENER_RECORDS, &labels("recovered")), &METADATA),
+            seconds_success: r.register_histogram(&key(LISTENER_SECONDS, &labels("success")), &METADATA),
+            seconds_failure: r.register_histogram(&key(LISTENER_SECONDS, &labels("failure")), &METADATA),
+        });
+        self.topics.write().push(h.clone());
+        h
+    }
+
+    /// An invocation over `records` begins: the handles are looked up now, so the records can move into the
+    /// handler.
+    pub(crate) fn start(&self, records: &[Record]) -> Invocation {
+        let mut inv = Invocation { started: Instant::now(), first: None, rest: Vec::new() };
+        for r in records {
+            match &mut inv.first {
+                Some((h, n)) if Arc::ptr_eq(&h.topic, r.topic_arc()) || *h.topic == *r.topic() => *n += 1,
+                None => inv.first = Some((self.topic(r.topic_arc()), 1)),
+                Some(_) => match inv.rest.iter_mut().find(|(h, _)| *h.topic == *r.topic()) {
+                    Some((_, n)) => *n += 1,
+                    None => inv.rest.push((self.topic(r.topic_arc()), 1)),
+                },
+            }
+        }
+        inv
+    }
+
+    /// The invocation ended with `result`.
+    pub(crate) fn finish(&self, inv: Invocation, result: Result<(), &ListenerError>) {
+        let Some((first, _)) = &inv.first else {
+            return;
+        };
+        let secs = inv.started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => first.seconds_success.record(secs),
+            Err(e) => {
+                first.seconds_failure.record(secs);
+                let r = &registry().recorder;
+                let n = inv.first.iter().chain(&inv.rest).map(|(_, n)| n).sum();
+                let labels = [("listener_id", &*self.listener_id), ("topic", &*first.topic), ("error", error_kind(e))];
+                r.register_counter(&key(LISTENER_ERRORS, &labels), &METADATA).increment(n);
+            }
+        }
+        for (h, n) in inv.first.iter().chain(&inv.rest) {
+            match result {
+                Ok(()) => h.success.increment(*n),
+                Err(_) => h.error.increment(*n),
+            }
+        }
+    }
+
+    /// The error handler gave up on `records` and the recoverer took them.
+    pub(crate) fn recovered(&self, records: &[Record]) {
+        for r in records {
+            self.topic(r.topic_arc()).recovered.increment(1);
+        }
+    }
+}
+
+/// Sets one partition's lag gauge (not on the record path: sampled every few seconds).
+pub(crate) fn set_lag(listener_id: &str, topic: &str, partition: i32, lag: i64) {
+    let part = partition.to_string();
+    let labels = [("listener_id", listener_id), ("topic", topic), ("partition", &part)];
+    registry().recorder.register_gauge(&key(CONSUMER_LAG, &labels), &METADATA).set(lag as f64);
+}
+
+/// The `error` label of a failed attempt (bounded: one value per kind).
+fn error_kind(e: &ListenerError) -> &'static str {
+    match e {
+        ListenerError::Deserialization { .. } => "deserialization",
+        ListenerError::Extraction(_) => "extraction",
+        ListenerError::Handler(_) => "handler",
+        ListenerError::Panic(_) => "panic",
+        ListenerError::Reply(_) => "reply",
+        #[allow(unreachable_patterns)]
+        _ => "other",
+    }
+}
+
+struct TemplateHandles {
+    success: Counter,
+    failure: Counter,
+    seconds_success: Histogram,
+    seconds_failure: Histogram,
+}
+
+fn template_topic(topic: &str) -> Arc<TemplateHandles> {
+    let reg = registry();
+    if let Some((_, h)) = reg.template_topics.read().iter().find(|(t, _)| &**t == topic) {
+        return h.clone();
+    }
+    let r = &reg.recorder;
+    let labels = |result: &'static str| [("topic", topic), ("result", result)];
+    let h = Arc::new(TemplateHandles {
+        success: r.register_counter(&key(TEMPLATE_RECORDS, &labels("success")), &METADATA),
+        failure: r.register_counter(&key(TEMPLATE_RECORDS, &labels("failure")), &METADATA),
+        seconds_success: r.register_histogram(&key(TEMPLATE_SECONDS, &labels("success")), &METADATA),
+        seconds_failure: r.register_histogram(&key(TEMPLATE_SECONDS, &labels("failure")), &METADATA),
+    });
+    let mut topics = reg.template_topics.write();
+    if let Some((_, existing)) = topics.iter().find(|(t, _)| &**t == topic) {
+        return existing.clone();
+    }
+    topics.push((topic.into(), h.clone()));
+    h
+}
+
+/// A send's delivery report arrived (called on librdkafka's delivery thread).
+pub(crate) fn template_delivered(topic: &str, ok: bool, started: Instant) {
+    let h = template_topic(topic);
+    let secs = started.elapsed().as_secs_f64();
+    if ok {
+        h.success.increment(1);
+        h.seconds_success.record(secs);
+    } else {
+        h.failure.increment(1);
+        h.seconds_failure.record(secs);
+    }
+}

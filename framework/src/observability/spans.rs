@@ -1,0 +1,142 @@
+//! The container's side: a `tracing` span and a current trace context around the handling of each record (and of
+//! each batch, with a child span per record), and the listener metrics of each invocation.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tracing::field::{display, Empty};
+use tracing::{Instrument, Span};
+
+use super::metrics::{Invocation, ListenerMetrics};
+use super::trace_context::{context_for, TraceContext};
+use crate::listener::{Delivery, ListenerError, Outcome};
+use crate::record::Record;
+
+/// Name of the span around one record's handling (retries and recovery included).
+pub const RECORD_SPAN: &str = "spate.listener.record";
+/// Name of the span around one batch's handling.
+pub const BATCH_SPAN: &str = "spate.listener.batch";
+
+/// What one consumer of a container needs to observe its handling. Created once per consumer.
+pub(crate) struct ListenerObserver {
+    listener_id: Arc<str>,
+    group_id: Arc<str>,
+    metrics: ListenerMetrics,
+}
+
+/// The span and trace context of one record or batch, made current around its handling.
+#[must_use]
+pub(crate) struct HandlingScope {
+    span: Span,
+    context: TraceContext,
+    // Per-record spans of a batch: open as long as the batch is handled.
+    children: Vec<Span>,
+}
+
+impl HandlingScope {
+    /// Runs `fut` inside the span with the context current.
+    pub(crate) fn run<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        let HandlingScope { span, context, children } = self;
+        let inside = async move {
+            let out = fut.await;
+            // The records' spans of a batch close with the batch.
+            drop(children);
+            out
+        };
+        context.scope(inside.instrument(span))
+    }
+}
+
+impl ListenerObserver {
+    pub(crate) fn new(listener_id: Arc<str>, group_id: Arc<str>) -> Self {
+        ListenerObserver { metrics: ListenerMetrics::new(listener_id.clone()), listener_id, group_id }
+    }
+
+    fn record_span(&self, record: &Record, context: &TraceContext, parent: Option<&Span>) -> Span {
+        let span = match parent {
+            None => tracing::info_span!(
+                "spate.listener.record",
+                listener_id = &*self.listener_id,
+                group = &*self.group_id,
+                topic = record.topic(),
+                partition = record.partition(),
+                offset = record.offset(),
+                trace_id = Empty,
+                span_id = Empty,
+            ),
+            Some(p) => tracing::info_span!(
+                parent: p,
+                "spate.listener.record",
+                listener_id = &*self.listener_id,
+                group = &*self.group_id,
+                topic = record.topic(),
+                partition = record.partition(),
+                offset = record.offset(),
+                trace_id = Empty,
+                span_id = Empty,
+            ),
+        };
+        // Formatting ids costs only when a subscriber wants the span.
+        if !span.is_disabled() {
+            span.record("trace_id", display(context.trace_id()));
+            span.record("span_id", display(context.span_id()));
+        }
+        span
+    }
+
+    /// The scope of one record: a child of its `traceparent` (or a new trace).
+    pub(crate) fn record_scope(&self, record: &Record) -> HandlingScope {
+        let context = context_for(record.headers());
+        let span = self.record_span(record, &context, None);
+        HandlingScope { span, context, children: Vec::new() }
+    }
+
+    /// The scope of a batch: a new trace for the batch span (a batch has no single parent, as in OpenTelemetry's
+    /// batch processing), with one child span per record carrying that record's own trace id.
+    pub(crate) fn batch_scope(&self, records: &[Record]) -> HandlingScope {
+        let context = TraceContext::new_root();
+        let span = tracing::info_span!(
+            "spate.listener.batch",
+            listener_id = &*self.listener_id,
+            group = &*self.group_id,
+            records = records.len(),
+            trace_id = Empty,
+            span_id = Empty,
+        );
+        let mut children = Vec::new();
+        if !span.is_disabled() {
+            span.record("trace_id", display(context.trace_id()));
+            span.record("span_id", display(context.span_id()));
+            children.reserve(records.len());
+            for r in records {
+                let ctx = context_for(r.headers());
+                children.push(self.record_span(r, &ctx, Some(&span)));
+            }
+        } else {
+            // Still count invalid headers, as for record listeners.
+            for r in records {
+                let _ = context_for(r.headers());
+            }
+        }
+        HandlingScope { span, context, children }
+    }
+
+    /// An invocation of the listener service over `delivery` begins.
+    pub(crate) fn invocation(&self, delivery: &Delivery) -> Invocation {
+        self.metrics.start(delivery.records())
+    }
+
+    /// The invocation ended with `result` (`None`: abandoned at shutdown, not counted).
+    pub(crate) fn invoked(&self, invocation: Invocation, result: &Option<Result<Outcome, ListenerError>>) {
+        match result {
+            None => {}
+            Some(Ok(_)) => self.metrics.finish(invocation, Ok(())),
+            Some(Err(e)) => self.metrics.finish(invocation, Err(e)),
+        }
+    }
+
+    /// The error handler gave up on `records` and the recoverer took them.
+    pub(crate) fn recovered(&self, records: &[Record]) {
+        self.metrics.recovered(records);
+    }
+}
