@@ -22,7 +22,8 @@
 //!
 //! Modules: [`config`] (figment configuration), [`template`] (`KafkaTemplate`), [`container`] (listener
 //! containers, ack modes, registry), [`extract`] (handler arguments), [`listener`] (definitions and the service
-//! type), [`error_handler`], [`admin`], [`codec`] (serialization), [`test`] (feature `test-support`).
+//! type), [`error_handler`], [`retry_topic`] (non-blocking retries), [`admin`], [`codec`] (serialization),
+//! [`test`] (feature `test-support`).
 
 pub mod admin;
 pub mod app;
@@ -34,6 +35,7 @@ pub mod extract;
 pub mod kafka_headers;
 pub mod listener;
 pub mod record;
+pub mod retry_topic;
 pub mod template;
 #[cfg(feature = "test-support")]
 pub mod test;
@@ -53,7 +55,8 @@ pub use error_handler::{
 pub use extract::{Batch, FromBatch, FromRecord, IntoOutcome, IntoReply, Key, Meta, State};
 pub use listener::{BoxError, Delivery, ListenerContext, ListenerDefinition, ListenerError, Outcome, StateMap};
 pub use record::{Headers, Record, TimestampType, TopicPartition};
-pub use spate_macros::{kafka_listener, main, send_to};
+pub use retry_topic::{DltInfo, ErrorKind, RetryBackOff, RetryTopicConfiguration, TopicSuffixingStrategy};
+pub use spate_macros::{dlt_handler, kafka_listener, main, retryable_topic, send_to};
 pub use template::{
     KafkaTemplate, ProducerFactory, ProducerListener, ProducerRecord, RecordMetadata, SendError, SentRecord,
 };
@@ -70,6 +73,7 @@ pub mod __private {
     pub use futures::future::BoxFuture;
     pub use inventory;
     pub use tower::service_fn;
+    pub use tower::util::BoxCloneSyncService;
 
     /// What `#[spate::main]`'s function may return.
     pub trait IntoApp {
