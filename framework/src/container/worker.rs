@@ -409,7 +409,13 @@ impl Worker {
             let _ = self.consumer.resume(&tpl);
             return false;
         }
-        holds.held.insert(tp, (offset, until));
+        if holds.held.insert(tp.clone(), (offset, until)).is_none() {
+            self.publish(ContainerEvent::ConsumerPaused {
+                listener_id: self.spec.listener_id.to_string(),
+                consumer: self.index,
+                partitions: vec![tp],
+            });
+        }
         true
     }
 
@@ -429,8 +435,15 @@ impl Worker {
         let resume: Vec<&TopicPartition> =
             due.iter().filter(|p| assigned.contains(*p) && !paused.contains(*p)).collect();
         if !resume.is_empty() {
-            if let Err(e) = self.consumer.resume(&tpl_of(resume)) {
-                tracing::warn!(listener = %self.spec.listener_id, error = %e, "resume of due partitions failed");
+            match self.consumer.resume(&tpl_of(resume.iter().copied())) {
+                Ok(()) => self.publish(ContainerEvent::ConsumerResumed {
+                    listener_id: self.spec.listener_id.to_string(),
+                    consumer: self.index,
+                    partitions: resume.into_iter().cloned().collect(),
+                }),
+                Err(e) => {
+                    tracing::warn!(listener = %self.spec.listener_id, error = %e, "resume of due partitions failed")
+                }
             }
         }
     }

@@ -35,8 +35,8 @@ pub struct DltInfo {
     pub exception_fqcn: Option<String>,
     /// The last error's message.
     pub exception_message: Option<String>,
-    /// Deliveries on retry topics before it was dead-lettered (`retry_topic-attempts`), when it went through
-    /// any.
+    /// The number of its last delivery, on the last retry topic (`retry_topic-attempts`: 3 when `attempts = 3`
+    /// were all used); `None` when it went to the DLT from the main topic.
     pub attempts: Option<i32>,
 }
 
