@@ -310,3 +310,41 @@ async fn retry_topics_and_dlt_are_created_with_the_expected_names_and_partition_
     }
     app.shutdown().await;
 }
+
+// --- a waiting record survives a restart --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_record_waiting_on_a_retry_topic_survives_a_restart_and_is_delivered_when_due() {
+    common::init_tracing();
+    let broker = EmbeddedBroker::builder().topic("refunds", 1).start().await.unwrap();
+    let probe = Probe::new();
+    let def = || {
+        probing_listener("refund", "refunds")
+            .retryable_topic(RetryTopicConfiguration::new().attempts(2).back_off(RetryBackOff::fixed(5000)))
+    };
+    let app = broker.app().state(probe.clone()).listener(def()).start().await.unwrap();
+    wait_all_assigned(&app, &[("refund", 1), ("refund-retry-5000", 1)]).await;
+    let mut events = app.container("refund-retry-5000").unwrap().events();
+    broker.produce("refunds", None, "fail-r").await.unwrap();
+    wait_until(WAIT, "the retry partition to be held", || loop {
+        match events.try_recv() {
+            Ok(ContainerEvent::ConsumerPaused { listener_id, .. }) if listener_id == "refund-retry-5000" => {
+                return true
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => continue,
+            Err(_) => return false,
+        }
+    })
+    .await
+    .unwrap();
+    app.shutdown().await;
+    // The main topic's record was committed past (its copy is on the retry topic); the held one was not.
+    assert_eq!(broker.committed_offset("refund", "refunds", 0).await.unwrap(), Some(1));
+
+    let app = broker.app().state(probe.clone()).listener(def()).start().await.unwrap();
+    assert_eq!(probe.handled.wait_for(1, WAIT).await, vec!["fail-r"]);
+    let a = probe.attempts_of("fail-r");
+    assert_eq!(a.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(), vec!["refunds", "refunds-retry-5000"]);
+    assert!(a[1].3 - a[0].3 >= Duration::from_millis(5000));
+    app.shutdown().await;
+}

@@ -76,6 +76,7 @@ pub(crate) async fn containers(
         // The due-time gate runs on the partition-ordered path; a user's rebalance listener is for the main topic.
         spec.ordering = Ordering::Partition;
         spec.rebalance_listener = None;
+        read_from_earliest(&mut spec);
         out.push(spec);
     }
 
@@ -91,12 +92,23 @@ pub(crate) async fn containers(
     if dlt.ack_mode.is_manual() {
         dlt.ack_mode = AckMode::Record;
     }
+    read_from_earliest(&mut dlt);
     out.push(dlt);
 
     let mut main = main;
     main.error_handler = forwarder;
     out.insert(0, main);
     Ok(out)
+}
+
+/// Everything on a retry topic or DLT was put there for this group: with `latest`, records forwarded before the
+/// group's first assignment would be skipped.
+fn read_from_earliest(spec: &mut ContainerSpec) {
+    spec.consumer_props.set(
+        "auto.offset.reset",
+        "earliest",
+        "spate (retry topic and DLT containers read every forwarded record)",
+    );
 }
 
 /// Creates the retry topics and DLTs that are missing, with the main topic's partition count (or the configured
