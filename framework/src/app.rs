@@ -244,7 +244,16 @@ impl App {
                 .transpose()?;
             let producer = factory_for(cluster.as_deref(), &format!("listener `{}`", def.id))?;
             let spec = resolve(&config, &def, cluster.as_deref(), &state, producer, &default_handler)?;
-            registry.register(ListenerContainer::new(spec, registry.events_sender()));
+            let specs = match &def.retry_topic {
+                Some(rt) => {
+                    let props = cluster_props(&kafka, cluster.as_deref(), &format!("listener `{}`", def.id))?;
+                    crate::retry_topic::containers(spec, rt, &props, &cluster_prefix(cluster.as_deref())).await?
+                }
+                None => vec![spec],
+            };
+            for spec in specs {
+                registry.register(ListenerContainer::new(spec, registry.events_sender()));
+            }
         }
         let mut app =
             RunningApp { config, registry, factories: Arc::new(factories), default_factory, management: None };
@@ -487,6 +496,7 @@ fn resolve(
         state: state.clone(),
         producer: Some(producer),
         send_to,
+        due_gate: None,
     })
 }
 

@@ -22,9 +22,9 @@
 //!
 //! Modules: [`config`] (figment configuration), [`template`] (`KafkaTemplate`), [`container`] (listener
 //! containers, ack modes, registry), [`extract`] (handler arguments), [`listener`] (definitions and the service
-//! type), [`error_handler`] (back-offs, recoverers, dead letters, batch outcomes), [`layers`] (tower layers for
-//! listeners), [`admin`], [`codec`] (serialization), [`observability`] (spans, trace context, metrics, health
-//! server), [`test`] (feature `test-support`).
+//! type), [`error_handler`] (back-offs, recoverers, dead letters, batch outcomes), [`retry_topic`] (non-blocking
+//! retries), [`layers`] (tower layers for listeners), [`admin`], [`codec`] (serialization), [`observability`]
+//! (spans, trace context, metrics, health server), [`test`] (feature `test-support`).
 
 pub mod admin;
 pub mod app;
@@ -38,6 +38,7 @@ pub mod layers;
 pub mod listener;
 pub mod observability;
 pub mod record;
+pub mod retry_topic;
 pub mod template;
 #[cfg(feature = "test-support")]
 pub mod test;
@@ -58,7 +59,8 @@ pub use error_handler::{
 pub use extract::{Batch, FromBatch, FromRecord, IntoOutcome, IntoReply, Key, Meta, State};
 pub use listener::{BoxError, Delivery, ListenerContext, ListenerDefinition, ListenerError, Outcome, StateMap};
 pub use record::{Headers, Record, TimestampType, TopicPartition};
-pub use spate_macros::{kafka_listener, main, send_to};
+pub use retry_topic::{DltInfo, ErrorKind, RetryBackOff, RetryTopicConfiguration, TopicSuffixingStrategy};
+pub use spate_macros::{dlt_handler, kafka_listener, main, retryable_topic, send_to};
 pub use template::{
     KafkaTemplate, ProducerFactory, ProducerListener, ProducerRecord, RecordMetadata, SendError, SentRecord,
 };
@@ -75,6 +77,7 @@ pub mod __private {
     pub use futures::future::BoxFuture;
     pub use inventory;
     pub use tower::service_fn;
+    pub use tower::util::BoxCloneSyncService;
 
     /// What `#[spate::main]`'s function may return.
     pub trait IntoApp {

@@ -295,6 +295,7 @@ pub struct ListenerDefinition {
     pub(crate) send_to: Option<String>,
     pub(crate) uses_ack: bool,
     pub(crate) required_state: Vec<(TypeId, &'static str)>,
+    pub(crate) retry_topic: Option<crate::retry_topic::RetryTopicConfiguration>,
     pub(crate) service: ListenerService,
 }
 
@@ -338,6 +339,7 @@ impl ListenerDefinition {
             send_to: None,
             uses_ack: false,
             required_state: Vec::new(),
+            retry_topic: None,
             service: BoxCloneSyncService::new(service),
         }
     }
@@ -471,6 +473,13 @@ impl ListenerDefinition {
     /// Declares that the handler takes `State<T>`, checked at start-up.
     pub fn requires_state<T: 'static>(mut self) -> Self {
         self.required_state.push((TypeId::of::<T>(), std::any::type_name::<T>()));
+        self
+    }
+
+    /// Non-blocking retries through retry topics, then a dead-letter topic (Spring's `@RetryableTopic`); see
+    /// [`RetryTopicConfiguration`](crate::RetryTopicConfiguration).
+    pub fn retryable_topic(mut self, config: crate::retry_topic::RetryTopicConfiguration) -> Self {
+        self.retry_topic = Some(config);
         self
     }
 

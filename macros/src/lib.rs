@@ -1,4 +1,5 @@
-//! Procedural macros for Spate: `#[kafka_listener(...)]`, `#[send_to("topic")]` and `#[spate::main]`.
+//! Procedural macros for Spate: `#[kafka_listener(...)]`, `#[send_to("topic")]`, `#[retryable_topic(...)]`,
+//! `#[dlt_handler]` and `#[spate::main]`.
 //!
 //! `#[kafka_listener]` keeps the handler function as written (it can still be called directly in unit tests) and
 //! adds, under the same name in the type namespace, a struct whose `definition()` builds the
@@ -223,12 +224,15 @@ fn expand_listener(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenS
     let a = parse_attrs(attr)?;
     let mut f: ItemFn = syn::parse2(item)?;
 
-    // #[send_to("topic")] below us.
+    // #[send_to("topic")] and #[retryable_topic(...)] below us.
     let mut send_to: Option<LitStr> = None;
+    let mut retryable: Option<syn::Attribute> = None;
     let mut kept = Vec::new();
     for at in f.attrs.drain(..) {
         if at.path().segments.last().map(|s| s.ident == "send_to").unwrap_or(false) {
             send_to = Some(at.parse_args::<LitStr>()?);
+        } else if at.path().segments.last().map(|s| s.ident == "retryable_topic").unwrap_or(false) {
+            retryable = Some(at);
         } else {
             kept.push(at);
         }
@@ -428,6 +432,9 @@ fn expand_listener(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenS
     for t in &state_types {
         calls.push(quote!(.requires_state::<#t>()));
     }
+    if let Some(at) = &retryable {
+        calls.push(retryable_topic_call(at, a.batch, &sources)?);
+    }
 
     let doc =
         format!("The `#[kafka_listener]` registration of [`{name}`]; `{name}::definition()` builds its listener.");
@@ -461,6 +468,260 @@ fn expand_listener(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenS
 
         ::spate::__private::inventory::submit! {
             ::spate::__private::ListenerRegistration { definition: #name::definition, module: ::std::module_path!() }
+        }
+    })
+}
+
+/// Non-blocking retries for a listener; written below `#[kafka_listener(...)]`, which consumes it.
+#[proc_macro_attribute]
+pub fn retryable_topic(_attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item2: TokenStream2 = item.into();
+    let err = syn::Error::new(
+        Span::call_site(),
+        "#[retryable_topic] must be placed below #[kafka_listener(...)] on the same function",
+    )
+    .to_compile_error();
+    quote!(#err #item2).into()
+}
+
+const RETRY_KNOWN: &str = "attempts, backoff, dlt_suffix, retry_topic_suffix, auto_create_topics, num_partitions, \
+                           replication_factor, topic_suffixing_strategy, exclude, include, dlt_handler";
+
+fn lit_int<T: std::str::FromStr>(e: &Expr, what: &str) -> syn::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match e {
+        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse(),
+        _ => Err(syn::Error::new(e.span(), format!("`{what}` expects an integer literal"))),
+    }
+}
+
+fn error_kinds(e: &Expr, what: &str) -> syn::Result<Vec<TokenStream2>> {
+    let mut out = Vec::new();
+    for item in list(e) {
+        let s = lit_str(&item, what)?;
+        let v = match s.value().as_str() {
+            "deserialization" => quote!(Deserialization),
+            "extraction" => quote!(Extraction),
+            "handler" => quote!(Handler),
+            "panic" => quote!(Panic),
+            "reply" => quote!(Reply),
+            _ => {
+                return Err(syn::Error::new(
+                    s.span(),
+                    "unknown error kind; expected one of: deserialization, extraction, handler, panic, reply",
+                ))
+            }
+        };
+        out.push(quote!(::spate::ErrorKind::#v));
+    }
+    Ok(out)
+}
+
+/// The `.retryable_topic(RetryTopicConfiguration...)` call that `#[retryable_topic(...)]` becomes.
+fn retryable_topic_call(
+    at: &syn::Attribute,
+    batch: Option<(Span, bool)>,
+    sources: &[(&str, Span)],
+) -> syn::Result<TokenStream2> {
+    if let Some((span, true)) = batch {
+        return Err(syn::Error::new(
+            span,
+            "#[retryable_topic] needs a record listener: a batch cannot be forwarded record by record to retry topics",
+        ));
+    }
+    if let Some((name, span)) = sources.iter().find(|(n, _)| *n != "topics") {
+        return Err(syn::Error::new(
+            *span,
+            format!("#[retryable_topic] needs named `topics`: retry topics cannot be derived from `{name}`"),
+        ));
+    }
+    let mut calls: Vec<TokenStream2> = Vec::new();
+    let mut kinds_seen: Option<&str> = None;
+    let tokens = match &at.meta {
+        syn::Meta::Path(_) => TokenStream2::new(),
+        syn::Meta::List(l) => l.tokens.clone(),
+        syn::Meta::NameValue(nv) => {
+            return Err(syn::Error::new(nv.span(), "write #[retryable_topic(attempts = 3, ...)]"));
+        }
+    };
+    let parser = syn::meta::parser(|meta| {
+        let key = meta
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .ok_or_else(|| meta.error(format!("unknown attribute; expected one of: {RETRY_KNOWN}")))?;
+        let span = meta.path.span();
+        if key == "backoff" {
+            let (mut delay, mut multiplier, mut max) = (1000u64, 1.0f64, 0u64);
+            meta.parse_nested_meta(|m| {
+                let k = m.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+                let v: Expr = m.value()?.parse()?;
+                match k.as_str() {
+                    "delay_ms" => delay = lit_int(&v, "delay_ms")?,
+                    "max_delay_ms" => max = lit_int(&v, "max_delay_ms")?,
+                    "multiplier" => {
+                        multiplier = match &v {
+                            Expr::Lit(ExprLit { lit: Lit::Float(f), .. }) => f.base10_parse()?,
+                            Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse::<u32>()? as f64,
+                            _ => return Err(syn::Error::new(v.span(), "`multiplier` expects a number")),
+                        };
+                        if multiplier <= 0.0 {
+                            return Err(syn::Error::new(v.span(), "`multiplier` must be positive"));
+                        }
+                    }
+                    _ => {
+                        return Err(syn::Error::new(
+                            m.path.span(),
+                            "unknown backoff attribute; expected delay_ms, multiplier, max_delay_ms",
+                        ))
+                    }
+                }
+                Ok(())
+            })?;
+            calls.push(quote!(.back_off(::spate::RetryBackOff::exponential(#delay, #multiplier, #max))));
+            return Ok(());
+        }
+        let value: Expr = meta.value()?.parse()?;
+        match key.as_str() {
+            "attempts" => {
+                let n: u32 = lit_int(&value, "attempts")?;
+                if n == 0 {
+                    return Err(syn::Error::new(value.span(), "`attempts` counts the first delivery: at least 1"));
+                }
+                calls.push(quote!(.attempts(#n)));
+            }
+            "dlt_suffix" => {
+                let s = lit_str(&value, "dlt_suffix")?;
+                calls.push(quote!(.dlt_suffix(#s)));
+            }
+            "retry_topic_suffix" => {
+                let s = lit_str(&value, "retry_topic_suffix")?;
+                calls.push(quote!(.retry_topic_suffix(#s)));
+            }
+            "auto_create_topics" => match &value {
+                Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => {
+                    let b = b.value;
+                    calls.push(quote!(.auto_create_topics(#b)));
+                }
+                _ => return Err(syn::Error::new(value.span(), "`auto_create_topics` expects `true` or `false`")),
+            },
+            "num_partitions" => {
+                let n: i32 = lit_int(&value, "num_partitions")?;
+                calls.push(quote!(.num_partitions(#n)));
+            }
+            "replication_factor" => {
+                let n: i32 = lit_int(&value, "replication_factor")?;
+                calls.push(quote!(.replication_factor(#n)));
+            }
+            "topic_suffixing_strategy" => {
+                let s = lit_str(&value, "topic_suffixing_strategy")?;
+                let v =
+                    match s.value().as_str() {
+                        "suffix_with_delay_value" => quote!(SuffixWithDelayValue),
+                        "suffix_with_index_value" => quote!(SuffixWithIndexValue),
+                        _ => return Err(syn::Error::new(
+                            s.span(),
+                            "`topic_suffixing_strategy` is \"suffix_with_delay_value\" or \"suffix_with_index_value\"",
+                        )),
+                    };
+                calls.push(quote!(.suffixing_strategy(::spate::TopicSuffixingStrategy::#v)));
+            }
+            "exclude" | "include" => {
+                if let Some(other) = kinds_seen {
+                    if other != key {
+                        return Err(syn::Error::new(span, "`exclude` and `include` cannot be combined"));
+                    }
+                }
+                kinds_seen = Some(if key == "exclude" { "exclude" } else { "include" });
+                let kinds = error_kinds(&value, &key)?;
+                let method = format_ident!("{}", key);
+                calls.push(quote!(.#method([#(#kinds),*])));
+            }
+            "dlt_handler" => {
+                let p = path_of(&value, "dlt_handler")?;
+                calls.push(quote_spanned!(p.span()=> .dlt_handler(#p::service())));
+            }
+            other => {
+                return Err(syn::Error::new(
+                    span,
+                    format!("unknown attribute `{other}`; expected one of: {RETRY_KNOWN}"),
+                ))
+            }
+        }
+        Ok(())
+    });
+    parser.parse2(tokens)?;
+    Ok(quote!(.retryable_topic(::spate::RetryTopicConfiguration::new() #(#calls)*)))
+}
+
+/// Handles the records of a retryable listener's dead-letter topic (Spring's `@DltHandler`): an async fn taking
+/// record extractors (payload, `Record`, `Headers`, `Meta`, `spate::DltInfo`, `State<T>`...), named by
+/// `#[retryable_topic(dlt_handler = this_fn)]`.
+#[proc_macro_attribute]
+pub fn dlt_handler(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match expand_dlt_handler(attr.into(), item.into()) {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand_dlt_handler(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    if !attr.is_empty() {
+        return Err(syn::Error::new(
+            attr.span(),
+            "#[dlt_handler] takes no arguments; name it in #[retryable_topic(dlt_handler = ...)]",
+        ));
+    }
+    let f: ItemFn = syn::parse2(item)?;
+    if f.sig.asyncness.is_none() {
+        return Err(syn::Error::new(f.sig.fn_token.span(), "a #[dlt_handler] must be an `async fn`"));
+    }
+    let name = f.sig.ident.clone();
+    let vis = f.vis.clone();
+    let mut extracts = Vec::new();
+    let mut arg_names = Vec::new();
+    for (i, input) in f.sig.inputs.iter().enumerate() {
+        let FnArg::Typed(pt) = input else {
+            return Err(syn::Error::new(input.span(), "a #[dlt_handler] is a free function, not a method"));
+        };
+        let ty = &*pt.ty;
+        if type_name(ty).as_deref() == Some("Ack") {
+            return Err(syn::Error::new(ty.span(), "a #[dlt_handler] cannot take `Ack`: its container commits for it"));
+        }
+        let var = format_ident!("__spate_arg{}", i);
+        extracts.push(
+            quote_spanned! {ty.span()=> let #var = <#ty as ::spate::FromRecord>::from_record(__record, __ctx)?; },
+        );
+        arg_names.push(var);
+    }
+    let finish = match &f.sig.output {
+        ReturnType::Type(_, t) => quote_spanned! {t.span()=> ::spate::IntoOutcome::into_outcome(__result) },
+        ReturnType::Default => quote! { ::spate::IntoOutcome::into_outcome(__result) },
+    };
+    let doc = format!("The `#[dlt_handler]` registration of [`{name}`]; `{name}::service()` is its service.");
+    Ok(quote! {
+        #f
+
+        #[doc = #doc]
+        #[allow(non_camel_case_types)]
+        #vis struct #name {}
+
+        impl #name {
+            /// This DLT handler as a listener service.
+            #[allow(dead_code)]
+            #vis fn service() -> ::spate::listener::ListenerService {
+                fn __spate_invoke(__delivery: ::spate::Delivery) -> ::spate::__private::HandlerFuture {
+                    ::std::boxed::Box::pin(async move {
+                        let (__record, __ctx) = __delivery.record_parts()?;
+                        #(#extracts)*
+                        let __result = #name(#(#arg_names),*).await;
+                        #finish
+                    })
+                }
+                ::spate::__private::BoxCloneSyncService::new(::spate::__private::service_fn(__spate_invoke))
+            }
         }
     })
 }

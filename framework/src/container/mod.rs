@@ -315,7 +315,12 @@ pub(crate) struct ContainerSpec {
     pub state: Arc<StateMap>,
     pub producer: Option<ProducerFactory>,
     pub send_to: Option<String>,
+    /// Retry-topic containers: how long until a record is due; the partition is held meanwhile.
+    pub due_gate: Option<DueGate>,
 }
+
+/// How long until a record is due (`None`: now).
+pub(crate) type DueGate = fn(&crate::record::Record) -> Option<Duration>;
 
 #[derive(Debug, Clone)]
 pub(crate) enum ResolvedSubscription {

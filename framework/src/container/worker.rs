@@ -382,6 +382,21 @@ impl Drop for CloseGuard {
     }
 }
 
+/// Partitions of a retry-topic container held until their next record is due (`ContainerSpec::due_gate`): the
+/// partition is paused and its position moved back to the held record, so nothing sleeps on the handler path and
+/// the consumer's other partitions keep flowing.
+#[derive(Default)]
+struct DueHolds {
+    /// Partition → (offset of the held record, when it is due).
+    held: std::collections::HashMap<TopicPartition, (i64, Instant)>,
+}
+
+impl DueHolds {
+    fn next_due(&self) -> Option<Instant> {
+        self.held.values().map(|(_, at)| *at).min()
+    }
+}
+
 pub(crate) struct Worker {
     spec: ContainerSpec,
     index: usize,
@@ -410,6 +425,76 @@ impl Worker {
     fn commit_now(&self, mode: CommitMode) -> bool {
         let commits = self.state.tracker.lock().take_commits();
         commit(&self.consumer, &self.state.tracker, commits, mode)
+    }
+
+    /// Whether `r` may be handled now; if it is not due, its partition is held (paused, position moved back to
+    /// it) until it is.
+    fn pass_due_gate(&self, gate: super::DueGate, holds: &mut DueHolds, r: &Record) -> bool {
+        let tp = r.topic_partition();
+        if let Some(&(held, at)) = holds.held.get(&tp) {
+            if r.offset() > held {
+                // Fetched before the seek back took effect: it is read again after the held record.
+                self.hold(holds, tp, held, at);
+                return false;
+            }
+            holds.held.remove(&tp);
+        }
+        match gate(r) {
+            None => true,
+            Some(wait) => !self.hold(holds, tp, r.offset(), Instant::now() + wait),
+        }
+    }
+
+    /// Pauses `tp` and seeks it back to `offset`; false (handle the record now rather than lose it) when the
+    /// seek is refused.
+    fn hold(&self, holds: &mut DueHolds, tp: TopicPartition, offset: i64, until: Instant) -> bool {
+        let tpl = tpl_of([&tp]);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::warn!(listener = %self.spec.listener_id, partition = %tp, error = %e, "pause for a due time failed");
+        }
+        if let Err(e) = self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), Duration::ZERO) {
+            tracing::warn!(listener = %self.spec.listener_id, partition = %tp, offset, error = %e,
+                "cannot seek back to a record that is not due; handling it early");
+            let _ = self.consumer.resume(&tpl);
+            return false;
+        }
+        if holds.held.insert(tp.clone(), (offset, until)).is_none() {
+            self.publish(ContainerEvent::ConsumerPaused {
+                listener_id: self.spec.listener_id.to_string(),
+                consumer: self.index,
+                partitions: vec![tp],
+            });
+        }
+        true
+    }
+
+    /// Resumes held partitions whose record is due (unless the application paused them).
+    fn release_due(&self, holds: &mut DueHolds) {
+        let now = Instant::now();
+        let due: Vec<TopicPartition> =
+            holds.held.iter().filter(|(_, (_, at))| *at <= now).map(|(p, _)| p.clone()).collect();
+        if due.is_empty() {
+            return;
+        }
+        for p in &due {
+            holds.held.remove(p);
+        }
+        let paused = self.state.desired_paused();
+        let assigned = self.state.assigned.lock().clone();
+        let resume: Vec<&TopicPartition> =
+            due.iter().filter(|p| assigned.contains(*p) && !paused.contains(*p)).collect();
+        if !resume.is_empty() {
+            match self.consumer.resume(&tpl_of(resume.iter().copied())) {
+                Ok(()) => self.publish(ContainerEvent::ConsumerResumed {
+                    listener_id: self.spec.listener_id.to_string(),
+                    consumer: self.index,
+                    partitions: resume.into_iter().cloned().collect(),
+                }),
+                Err(e) => {
+                    tracing::warn!(listener = %self.spec.listener_id, error = %e, "resume of due partitions failed")
+                }
+            }
+        }
     }
 
     /// Pauses/resumes partitions to match the container's pause state.
@@ -525,6 +610,7 @@ impl Worker {
         let mut last_record = Instant::now();
         let mut last_idle_event = Instant::now();
         let time_based = matches!(spec.ack_mode, AckMode::Time | AckMode::CountTime);
+        let mut holds = DueHolds::default();
         let id = spec.listener_id.to_string();
         self.publish(ContainerEvent::ConsumerStarted { listener_id: id.clone(), consumer: self.index });
         tracing::debug!(listener = %id, consumer = self.index, "consumer started");
@@ -540,6 +626,13 @@ impl Worker {
             }
             if time_based {
                 wake = wake.min(last_commit + spec.ack_time);
+            }
+            // Checked on every turn, not only on the timer: a busy stream would starve the timer branch.
+            if let Some(due) = holds.next_due() {
+                if due <= Instant::now() {
+                    self.release_due(&mut holds);
+                }
+                wake = wake.min(holds.next_due().unwrap_or(wake));
             }
             let lanes_done = async {
                 match &lanes {
@@ -607,6 +700,7 @@ impl Worker {
                 generation = g;
                 let assigned = self.state.assigned.lock().clone();
                 buffer.retain(|r| assigned.contains(&r.topic_partition()));
+                holds.held.retain(|p, _| assigned.contains(p));
             }
             let records = std::mem::take(&mut buffer);
             buffer = Vec::with_capacity(spec.max_poll_records);
@@ -633,6 +727,11 @@ impl Worker {
                     if handler.stopping() {
                         // Fetched but not begun: not committed, so the next owner handles it.
                         break;
+                    }
+                    if let Some(gate) = spec.due_gate {
+                        if !self.pass_due_gate(gate, &mut holds, &r) {
+                            continue;
+                        }
                     }
                     handler.tracker.lock().begin(r.topic_arc(), r.partition(), r.offset());
                     if let Some(f) = spec.filter {

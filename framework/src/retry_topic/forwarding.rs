@@ -1,0 +1,239 @@
+//! Forwards a failed record to its next topic (a retry topic or the DLT) with its raw key, value and headers,
+//! plus the headers that say where it came from, why it failed and when it is due — the same header set as the
+//! blocking `DeadLetterPublishingRecoverer`. The forward is awaited: the failed record counts as handled (and its
+//! offset may be committed) only once the broker has the copy.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+
+use super::configuration::RetryTopicConfiguration;
+use super::naming::{Destination, TopicChain};
+use crate::error_handler::{ErrorDecision, ErrorHandler};
+use crate::kafka_headers as kh;
+use crate::listener::ListenerError;
+use crate::record::{Headers, Record, TimestampType};
+use crate::template::{OutgoingRecord, ProducerFactory, SendError};
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A big-endian i32 header.
+pub(crate) fn header_i32(h: &Headers, name: &str) -> Option<i32> {
+    h.get(name).and_then(|v| <[u8; 4]>::try_from(v).ok()).map(i32::from_be_bytes)
+}
+
+/// A big-endian i64 header.
+pub(crate) fn header_i64(h: &Headers, name: &str) -> Option<i64> {
+    h.get(name).and_then(|v| <[u8; 8]>::try_from(v).ok()).map(i64::from_be_bytes)
+}
+
+/// The class name written in `kafka_dlt-exception-fqcn`: Rust has no run-time class of a boxed error, so it is
+/// the [`ListenerError`] variant.
+pub(crate) fn error_class(error: &ListenerError) -> &'static str {
+    match error {
+        ListenerError::Deserialization { .. } => "spate::ListenerError::Deserialization",
+        ListenerError::Extraction(_) => "spate::ListenerError::Extraction",
+        ListenerError::Handler(_) => "spate::ListenerError::Handler",
+        ListenerError::Panic(_) => "spate::ListenerError::Panic",
+        ListenerError::Reply(_) => "spate::ListenerError::Reply",
+    }
+}
+
+/// The record to send to `destination`: the failed record's key, value, timestamp and headers; the
+/// `kafka_dlt-original-*` headers are added only when absent, so after several hops they still name the main
+/// topic; exception and retry headers are replaced.
+pub(crate) fn forward_record(
+    record: &Record,
+    error: &ListenerError,
+    group_id: &str,
+    destination: &Destination,
+    now_ms: i64,
+) -> OutgoingRecord {
+    let (topic, retry) = match destination {
+        Destination::Retry { topic, delay_ms, attempt } => (topic.clone(), Some((*attempt, *delay_ms))),
+        Destination::Dlt(topic) => (topic.clone(), None),
+    };
+    let old = record.headers();
+    let keep_original = old.get(kh::DLT_ORIGINAL_TOPIC).is_some();
+    let replaced =
+        [kh::DLT_EXCEPTION_FQCN, kh::DLT_EXCEPTION_CAUSE_FQCN, kh::DLT_EXCEPTION_MESSAGE, kh::DLT_EXCEPTION_STACKTRACE];
+    // Retry headers are replaced on the way to the next retry topic, and kept (the last hop's) on the DLT.
+    let retry_headers =
+        [kh::RETRY_TOPIC_ATTEMPTS, kh::RETRY_TOPIC_BACKOFF_TIMESTAMP, kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP];
+    let mut headers = Headers::new();
+    for (name, value) in old.iter() {
+        if replaced.contains(&name) || (retry.is_some() && retry_headers.contains(&name)) {
+            continue;
+        }
+        match value {
+            Some(v) => headers.insert(name, bytes::Bytes::copy_from_slice(v)),
+            None => headers.insert_null(name),
+        };
+    }
+    let timestamp = record.timestamp();
+    if !keep_original {
+        headers.insert(kh::DLT_ORIGINAL_TOPIC, record.topic().to_string());
+        headers.insert(kh::DLT_ORIGINAL_PARTITION, record.partition().to_be_bytes().to_vec());
+        headers.insert(kh::DLT_ORIGINAL_OFFSET, record.offset().to_be_bytes().to_vec());
+        if let Some(ts) = timestamp {
+            headers.insert(kh::DLT_ORIGINAL_TIMESTAMP, ts.to_be_bytes().to_vec());
+        }
+        let ts_type = match record.timestamp_type() {
+            TimestampType::LogAppendTime => "LogAppendTime",
+            _ => "CreateTime",
+        };
+        headers.insert(kh::DLT_ORIGINAL_TIMESTAMP_TYPE, ts_type);
+        headers.insert(kh::DLT_ORIGINAL_CONSUMER_GROUP, group_id.to_string());
+    }
+    headers.insert(kh::DLT_EXCEPTION_FQCN, error_class(error));
+    let message = match error {
+        ListenerError::Handler(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    headers.insert(kh::DLT_EXCEPTION_MESSAGE, message);
+    let mut chain = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    headers.insert(kh::DLT_EXCEPTION_STACKTRACE, chain.join("\n"));
+    if let Some((attempt, delay_ms)) = retry {
+        // The main topic's timestamp survives every hop.
+        let original_ts = header_i64(old, kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP).or(timestamp).unwrap_or(now_ms);
+        headers.insert(kh::RETRY_TOPIC_ATTEMPTS, (attempt as i32).to_be_bytes().to_vec());
+        headers.insert(kh::RETRY_TOPIC_BACKOFF_TIMESTAMP, (now_ms + delay_ms as i64).to_be_bytes().to_vec());
+        headers.insert(kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP, original_ts.to_be_bytes().to_vec());
+    }
+    OutgoingRecord {
+        topic,
+        // Same partition as the failed record: the retry topics and the DLT have the main topic's partition
+        // count, so a key keeps its partition.
+        partition: Some(record.partition()),
+        key: record.key().map(|k| k.to_vec()),
+        value: record.value().map(|v| v.to_vec()),
+        timestamp,
+        headers,
+    }
+}
+
+/// The error handler of a retryable listener's containers (main and retry topics): instead of retrying in
+/// place, forwards the failed record to its next topic and skips it once the broker has it.
+pub(crate) struct RetryTopicForwarder {
+    pub config: RetryTopicConfiguration,
+    pub chains: Vec<TopicChain>,
+    pub producer: ProducerFactory,
+    pub group_id: Arc<str>,
+}
+
+impl RetryTopicForwarder {
+    /// Where a record that failed goes next.
+    pub(crate) fn destination(&self, record: &Record, error: &ListenerError) -> Option<Destination> {
+        let chain = self.chains.iter().find(|c| c.owns(record.topic()))?;
+        let delivered = if record.topic() == chain.main {
+            1
+        } else {
+            header_i32(record.headers(), kh::RETRY_TOPIC_ATTEMPTS).map(|a| a.max(2) as u32).unwrap_or(2)
+        };
+        Some(chain.next(delivered, self.config.is_retryable(error)))
+    }
+
+    async fn forward(&self, record: &Record, error: &ListenerError) -> Result<(), SendError> {
+        let Some(destination) = self.destination(record, error) else {
+            tracing::error!(
+                topic = record.topic(),
+                partition = record.partition(),
+                offset = record.offset(),
+                "record from a topic outside the retry chain; skipped"
+            );
+            return Ok(());
+        };
+        let out = forward_record(record, error, &self.group_id, &destination, now_ms());
+        let to = out.topic.clone();
+        self.producer.send_bytes(out).await?;
+        match destination {
+            Destination::Retry { attempt, delay_ms, .. } => tracing::info!(
+                topic = record.topic(), partition = record.partition(), offset = record.offset(),
+                retry_topic = %to, attempt, delay_ms, error = %error, "record forwarded to retry topic"),
+            Destination::Dlt(_) => tracing::warn!(
+                topic = record.topic(), partition = record.partition(), offset = record.offset(),
+                dlt = %to, error = %error, "record forwarded to dead-letter topic"),
+        }
+        Ok(())
+    }
+}
+
+impl ErrorHandler for RetryTopicForwarder {
+    fn handle<'a>(
+        &'a self,
+        records: &'a [Record],
+        error: &'a ListenerError,
+        _attempt: u32,
+    ) -> BoxFuture<'a, ErrorDecision> {
+        Box::pin(async move {
+            for r in records {
+                if let Err(e) = self.forward(r, error).await {
+                    // Not forwarded, so not skipped: the record is delivered again here rather than lost.
+                    tracing::error!(topic = r.topic(), partition = r.partition(), offset = r.offset(), error = %e,
+                        "forwarding a failed record failed; it will be handled again");
+                    return ErrorDecision::Retry(std::time::Duration::from_secs(1));
+                }
+            }
+            ErrorDecision::Skip
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed() -> Record {
+        let mut h = Headers::new();
+        h.insert("trace", "t1");
+        Record::new("orders", 2, 41).with_key("k").with_value("v").with_timestamp(1_000).with_headers(h)
+    }
+
+    #[test]
+    fn retry_forward_carries_attempt_due_time_and_original_coordinates() {
+        let d = Destination::Retry { topic: "orders-retry-500".into(), delay_ms: 500, attempt: 2 };
+        let out = forward_record(&failed(), &ListenerError::handler("boom"), "billing", &d, 10_000);
+        assert_eq!(out.topic, "orders-retry-500");
+        assert_eq!(out.partition, Some(2));
+        assert_eq!(out.key.as_deref(), Some(&b"k"[..]));
+        let h = &out.headers;
+        assert_eq!(h.get_str("trace"), Some("t1"));
+        assert_eq!(header_i32(h, kh::RETRY_TOPIC_ATTEMPTS), Some(2));
+        assert_eq!(header_i64(h, kh::RETRY_TOPIC_BACKOFF_TIMESTAMP), Some(10_500));
+        assert_eq!(header_i64(h, kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP), Some(1_000));
+        assert_eq!(h.get_str(kh::DLT_ORIGINAL_TOPIC), Some("orders"));
+        assert_eq!(header_i64(h, kh::DLT_ORIGINAL_OFFSET), Some(41));
+        assert_eq!(h.get_str(kh::DLT_EXCEPTION_MESSAGE), Some("boom"));
+    }
+
+    #[test]
+    fn second_hop_keeps_the_main_topic_coordinates_and_replaces_retry_headers() {
+        let d = Destination::Retry { topic: "orders-retry-500".into(), delay_ms: 500, attempt: 2 };
+        let first = forward_record(&failed(), &ListenerError::handler("boom"), "billing", &d, 10_000);
+        let on_retry = Record::new("orders-retry-500", 2, 7).with_timestamp(1_000).with_headers(first.headers);
+        let dlt = forward_record(
+            &on_retry,
+            &ListenerError::handler("again"),
+            "billing",
+            &Destination::Dlt("orders-dlt".into()),
+            20_000,
+        );
+        let h = &dlt.headers;
+        assert_eq!(h.get_str(kh::DLT_ORIGINAL_TOPIC), Some("orders"));
+        assert_eq!(header_i64(h, kh::DLT_ORIGINAL_OFFSET), Some(41));
+        assert_eq!(h.iter().filter(|(n, _)| *n == kh::DLT_ORIGINAL_TOPIC).count(), 1);
+        assert_eq!(h.get_str(kh::DLT_EXCEPTION_MESSAGE), Some("again"));
+        assert_eq!(h.iter().filter(|(n, _)| *n == kh::DLT_EXCEPTION_MESSAGE).count(), 1);
+        assert_eq!(header_i32(h, kh::RETRY_TOPIC_ATTEMPTS), Some(2));
+        assert_eq!(h.iter().filter(|(n, _)| *n == kh::RETRY_TOPIC_ATTEMPTS).count(), 1);
+    }
+}
