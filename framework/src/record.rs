@@ -65,6 +65,12 @@ impl Headers {
         self
     }
 
+    /// Removes every header with this name (Kafka's `Headers.remove`).
+    pub fn remove(&mut self, name: &str) -> &mut Self {
+        self.0.retain(|(n, _)| n != name);
+        self
+    }
+
     /// The value of the last header with this name (Kafka's `lastHeader`).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.0.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())

@@ -78,6 +78,27 @@ pub enum DeadLetterError {
 /// dead-lettering, which are replaced) followed by the `kafka_dlt-*` headers of
 /// [`kafka_headers`](crate::kafka_headers).
 pub fn dead_letter_headers(record: &Record, error: &ListenerError, group_id: Option<&str>) -> Headers {
+    failure_headers(record, error, group_id, false)
+}
+
+/// [`dead_letter_headers`], or, with `keep_original` and a record that already carries
+/// `kafka_dlt-original-*` headers (it came from a retry topic), those kept as they are, so that after several
+/// hops they still name the topic the record was first consumed from. Exception headers are always replaced.
+pub(crate) fn failure_headers(
+    record: &Record,
+    error: &ListenerError,
+    group_id: Option<&str>,
+    keep_original: bool,
+) -> Headers {
+    const ORIGINAL: [&str; 6] = [
+        kh::DLT_ORIGINAL_TOPIC,
+        kh::DLT_ORIGINAL_PARTITION,
+        kh::DLT_ORIGINAL_OFFSET,
+        kh::DLT_ORIGINAL_TIMESTAMP,
+        kh::DLT_ORIGINAL_TIMESTAMP_TYPE,
+        kh::DLT_ORIGINAL_CONSUMER_GROUP,
+    ];
+    let keep_original = keep_original && record.headers().get(kh::DLT_ORIGINAL_TOPIC).is_some();
     const OURS: [&str; 10] = [
         kh::DLT_ORIGINAL_TOPIC,
         kh::DLT_ORIGINAL_PARTITION,
@@ -92,7 +113,7 @@ pub fn dead_letter_headers(record: &Record, error: &ListenerError, group_id: Opt
     ];
     let mut h = Headers::new();
     for (name, value) in record.headers().iter() {
-        if OURS.contains(&name) {
+        if OURS.contains(&name) && !(keep_original && ORIGINAL.contains(&name)) {
             continue;
         }
         match value {
@@ -100,19 +121,21 @@ pub fn dead_letter_headers(record: &Record, error: &ListenerError, group_id: Opt
             None => h.insert_null(name),
         };
     }
-    h.insert(kh::DLT_ORIGINAL_TOPIC, record.topic().to_string());
-    h.insert(kh::DLT_ORIGINAL_PARTITION, record.partition().to_be_bytes().to_vec());
-    h.insert(kh::DLT_ORIGINAL_OFFSET, record.offset().to_be_bytes().to_vec());
-    if let Some(ts) = record.timestamp() {
-        h.insert(kh::DLT_ORIGINAL_TIMESTAMP, ts.to_be_bytes().to_vec());
-    }
-    let ts_type = match record.timestamp_type() {
-        TimestampType::CreateTime => "CreateTime",
-        TimestampType::LogAppendTime => "LogAppendTime",
-    };
-    h.insert(kh::DLT_ORIGINAL_TIMESTAMP_TYPE, ts_type);
-    if let Some(g) = group_id {
-        h.insert(kh::DLT_ORIGINAL_CONSUMER_GROUP, g.to_string());
+    if !keep_original {
+        h.insert(kh::DLT_ORIGINAL_TOPIC, record.topic().to_string());
+        h.insert(kh::DLT_ORIGINAL_PARTITION, record.partition().to_be_bytes().to_vec());
+        h.insert(kh::DLT_ORIGINAL_OFFSET, record.offset().to_be_bytes().to_vec());
+        if let Some(ts) = record.timestamp() {
+            h.insert(kh::DLT_ORIGINAL_TIMESTAMP, ts.to_be_bytes().to_vec());
+        }
+        let ts_type = match record.timestamp_type() {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        };
+        h.insert(kh::DLT_ORIGINAL_TIMESTAMP_TYPE, ts_type);
+        if let Some(g) = group_id {
+            h.insert(kh::DLT_ORIGINAL_CONSUMER_GROUP, g.to_string());
+        }
     }
     h.insert(kh::DLT_EXCEPTION_FQCN, variant_name(error));
     let mut chain = error_chain(error);

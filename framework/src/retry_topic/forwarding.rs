@@ -10,10 +10,11 @@ use futures::future::BoxFuture;
 
 use super::configuration::RetryTopicConfiguration;
 use super::naming::{Destination, TopicChain};
+use crate::error_handler::dead_letter::failure_headers;
 use crate::error_handler::{ErrorDecision, ErrorHandler};
 use crate::kafka_headers as kh;
 use crate::listener::ListenerError;
-use crate::record::{Headers, Record, TimestampType};
+use crate::record::{Headers, Record};
 use crate::template::{OutgoingRecord, ProducerFactory, SendError};
 
 /// Milliseconds since the Unix epoch.
@@ -31,18 +32,6 @@ pub(crate) fn header_i64(h: &Headers, name: &str) -> Option<i64> {
     h.get(name).and_then(|v| <[u8; 8]>::try_from(v).ok()).map(i64::from_be_bytes)
 }
 
-/// The class name written in `kafka_dlt-exception-fqcn`: Rust has no run-time class of a boxed error, so it is
-/// the [`ListenerError`] variant.
-pub(crate) fn error_class(error: &ListenerError) -> &'static str {
-    match error {
-        ListenerError::Deserialization { .. } => "spate::ListenerError::Deserialization",
-        ListenerError::Extraction(_) => "spate::ListenerError::Extraction",
-        ListenerError::Handler(_) => "spate::ListenerError::Handler",
-        ListenerError::Panic(_) => "spate::ListenerError::Panic",
-        ListenerError::Reply(_) => "spate::ListenerError::Reply",
-    }
-}
-
 /// The record to send to `destination`: the failed record's key, value, timestamp and headers; the
 /// `kafka_dlt-original-*` headers are added only when absent, so after several hops they still name the main
 /// topic; exception and retry headers are replaced.
@@ -58,50 +47,14 @@ pub(crate) fn forward_record(
         Destination::Dlt(topic) => (topic.clone(), None),
     };
     let old = record.headers();
-    let keep_original = old.get(kh::DLT_ORIGINAL_TOPIC).is_some();
-    let replaced =
-        [kh::DLT_EXCEPTION_FQCN, kh::DLT_EXCEPTION_CAUSE_FQCN, kh::DLT_EXCEPTION_MESSAGE, kh::DLT_EXCEPTION_STACKTRACE];
-    // Retry headers are replaced on the way to the next retry topic, and kept (the last hop's) on the DLT.
-    let retry_headers =
-        [kh::RETRY_TOPIC_ATTEMPTS, kh::RETRY_TOPIC_BACKOFF_TIMESTAMP, kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP];
-    let mut headers = Headers::new();
-    for (name, value) in old.iter() {
-        if replaced.contains(&name) || (retry.is_some() && retry_headers.contains(&name)) {
-            continue;
-        }
-        match value {
-            Some(v) => headers.insert(name, bytes::Bytes::copy_from_slice(v)),
-            None => headers.insert_null(name),
-        };
-    }
+    let mut headers = failure_headers(record, error, Some(group_id), true);
     let timestamp = record.timestamp();
-    if !keep_original {
-        headers.insert(kh::DLT_ORIGINAL_TOPIC, record.topic().to_string());
-        headers.insert(kh::DLT_ORIGINAL_PARTITION, record.partition().to_be_bytes().to_vec());
-        headers.insert(kh::DLT_ORIGINAL_OFFSET, record.offset().to_be_bytes().to_vec());
-        if let Some(ts) = timestamp {
-            headers.insert(kh::DLT_ORIGINAL_TIMESTAMP, ts.to_be_bytes().to_vec());
+    if retry.is_some() {
+        // Retry headers are replaced on the way to the next retry topic, and kept (the last hop's) on the DLT.
+        for name in [kh::RETRY_TOPIC_ATTEMPTS, kh::RETRY_TOPIC_BACKOFF_TIMESTAMP, kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP] {
+            headers.remove(name);
         }
-        let ts_type = match record.timestamp_type() {
-            TimestampType::LogAppendTime => "LogAppendTime",
-            _ => "CreateTime",
-        };
-        headers.insert(kh::DLT_ORIGINAL_TIMESTAMP_TYPE, ts_type);
-        headers.insert(kh::DLT_ORIGINAL_CONSUMER_GROUP, group_id.to_string());
     }
-    headers.insert(kh::DLT_EXCEPTION_FQCN, error_class(error));
-    let message = match error {
-        ListenerError::Handler(e) => e.to_string(),
-        other => other.to_string(),
-    };
-    headers.insert(kh::DLT_EXCEPTION_MESSAGE, message);
-    let mut chain = Vec::new();
-    let mut source = std::error::Error::source(error);
-    while let Some(s) = source {
-        chain.push(s.to_string());
-        source = s.source();
-    }
-    headers.insert(kh::DLT_EXCEPTION_STACKTRACE, chain.join("\n"));
     if let Some((attempt, delay_ms)) = retry {
         // The main topic's timestamp survives every hop.
         let original_ts = header_i64(old, kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP).or(timestamp).unwrap_or(now_ms);
