@@ -22,7 +22,8 @@
 //!
 //! Modules: [`config`] (figment configuration), [`template`] (`KafkaTemplate`), [`container`] (listener
 //! containers, ack modes, registry), [`extract`] (handler arguments), [`listener`] (definitions and the service
-//! type), [`error_handler`], [`admin`], [`codec`] (serialization), [`test`] (feature `test-support`).
+//! type), [`error_handler`], [`admin`], [`codec`] (serialization), [`transaction`] (`in_transaction`,
+//! transactional listeners), [`reply`] (`ReplyingKafkaTemplate`), [`test`] (feature `test-support`).
 
 pub mod admin;
 pub mod app;
@@ -34,10 +35,12 @@ pub mod extract;
 pub mod kafka_headers;
 pub mod listener;
 pub mod record;
+pub mod reply;
 pub mod template;
 #[cfg(feature = "test-support")]
 pub mod test;
 pub mod topic;
+pub mod transaction;
 
 pub use admin::{AdminError, KafkaAdmin, TopicBuilder, TopicSpec};
 pub use app::{shutdown_signal, App, AppError, RunningApp};
@@ -53,11 +56,13 @@ pub use error_handler::{
 pub use extract::{Batch, FromBatch, FromRecord, IntoOutcome, IntoReply, Key, Meta, State};
 pub use listener::{BoxError, Delivery, ListenerContext, ListenerDefinition, ListenerError, Outcome, StateMap};
 pub use record::{Headers, Record, TimestampType, TopicPartition};
+pub use reply::{ReplyError, ReplyingKafkaTemplate, ReplyingKafkaTemplateBuilder};
 pub use spate_macros::{kafka_listener, main, send_to};
 pub use template::{
     KafkaTemplate, ProducerFactory, ProducerListener, ProducerRecord, RecordMetadata, SendError, SentRecord,
 };
 pub use topic::{Topic, TopicName};
+pub use transaction::TransactionError;
 
 /// Re-exported so applications need not depend on them directly.
 pub use {bytes::Bytes, rdkafka};

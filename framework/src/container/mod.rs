@@ -193,6 +193,21 @@ pub enum ContainerEvent {
         /// Resumed partitions.
         partitions: Vec<TopicPartition>,
     },
+    /// A transactional consumer's producer was fenced (a newer instance of the same consumer slot took over) or
+    /// failed fatally; the consumer stops (a `ConsumerStopped` follows) rather than retry a producer that can never
+    /// commit (Spring: `ConsumerStoppedEvent` with reason `FENCED`).
+    TransactionFailed {
+        /// Listener id.
+        listener_id: String,
+        /// Consumer index.
+        consumer: usize,
+        /// The producer's `transactional.id`.
+        transactional_id: String,
+        /// Whether it was fenced by another producer with the same `transactional.id`.
+        fenced: bool,
+        /// The error.
+        error: String,
+    },
 }
 
 /// A container operation failed.
@@ -433,6 +448,7 @@ impl ListenerContainer {
             return Ok(());
         }
         let spec = &self.inner.spec;
+        crate::transaction::ListenerTransactions::check(spec)?;
         let (stop_tx, stop_rx) = watch::channel(None);
         let mut workers = Vec::new();
         let mut states = Vec::new();

@@ -25,6 +25,7 @@ use crate::error_handler::ErrorDecision;
 use crate::listener::{Delivery, ListenerContext, ListenerError, ListenerService, Outcome};
 use crate::record::{Record, TopicPartition};
 use crate::template::OutgoingRecord;
+use crate::transaction::ListenerTransactions;
 
 type Consumer_ = StreamConsumer<ContainerContext>;
 
@@ -68,6 +69,8 @@ struct Handler {
     tracker: Arc<Mutex<OffsetTracker>>,
     consumer: std::sync::Weak<Consumer_>,
     stop: watch::Receiver<Option<Instant>>,
+    /// Set when the listener's cluster is transactional: each delivery runs in a transaction.
+    txn: Option<Arc<ListenerTransactions>>,
 }
 
 impl Handler {
@@ -94,6 +97,39 @@ impl Handler {
 
     fn stopping(&self) -> bool {
         self.stop.borrow().is_some()
+    }
+
+    /// The transactional producer failed for good: stop handling.
+    fn transaction_failed(&self) -> bool {
+        self.txn.as_ref().is_some_and(|t| t.failed())
+    }
+
+    /// Runs one attempt, in a transaction with the offsets of `records` when transactional.
+    async fn attempt(
+        &self,
+        records: &[Record],
+        work: impl std::future::Future<Output = Option<Result<(), ListenerError>>>,
+    ) -> Option<Result<(), ListenerError>> {
+        match &self.txn {
+            Some(t) => t.run(records, &self.consumer, work).await,
+            None => work.await,
+        }
+    }
+
+    /// Asks the error handler, in a transaction committing the offsets of `offsets_of` on recovery when
+    /// transactional.
+    async fn decide(
+        &self,
+        records: &[Record],
+        offsets_of: &[Record],
+        error: &ListenerError,
+        attempt: u32,
+    ) -> ErrorDecision {
+        let decide = self.spec.error_handler.handle(records, error, attempt);
+        match &self.txn {
+            Some(t) => t.decide(offsets_of, &self.consumer, decide).await,
+            None => decide.await,
+        }
     }
 
     /// Resolves when the shutdown timeout after a stop request has passed.
@@ -128,20 +164,23 @@ impl Handler {
         }
     }
 
-    async fn send_reply(&self, outcome: Outcome, key: Option<&bytes::Bytes>) -> Result<(), ListenerError> {
-        let (Some(reply), Some(topic), Some(producer)) = (outcome.reply, &self.spec.send_to, &self.spec.producer)
+    async fn send_reply(&self, outcome: Outcome, incoming: Option<&Record>) -> Result<(), ListenerError> {
+        let (Some(reply), Some(producer)) = (outcome.reply, &self.spec.producer) else {
+            return Ok(());
+        };
+        let Some(to) = crate::reply::reply_destination(self.spec.send_to.as_deref(), incoming.map(Record::headers))
         else {
             return Ok(());
         };
-        let key = reply.key.or_else(|| key.map(|k| k.to_vec()));
+        let key = reply.key.or_else(|| incoming.and_then(Record::key).map(|k| k.to_vec()));
         producer
             .send_bytes(OutgoingRecord {
-                topic: topic.clone(),
-                partition: None,
+                topic: to.topic,
+                partition: to.partition,
                 key,
                 value: reply.value,
                 timestamp: None,
-                headers: Default::default(),
+                headers: to.headers,
             })
             .await
             .map(|_| ())
@@ -160,14 +199,19 @@ impl Handler {
         let mut attempt = 1;
         loop {
             let ctx = self.context(|| vec![(record.topic_arc().clone(), record.partition(), record.offset())]);
-            let result = match self.call(svc, Delivery::record(record.clone(), ctx)).await {
-                None => return Handled::Abandoned,
-                Some(r) => r,
+            let work = async {
+                match self.call(svc, Delivery::record(record.clone(), ctx)).await {
+                    None => None,
+                    Some(Ok(outcome)) => Some(self.send_reply(outcome, Some(&record)).await),
+                    Some(Err(e)) => Some(Err(e)),
+                }
             };
-            let result = match result {
-                Ok(outcome) => self.send_reply(outcome, record.key()).await,
-                Err(e) => Err(e),
+            let Some(result) = self.attempt(std::slice::from_ref(&record), work).await else {
+                return Handled::Abandoned;
             };
+            if self.transaction_failed() {
+                return Handled::Abandoned;
+            }
             let error = match result {
                 Ok(()) => {
                     if !self.manual() {
@@ -177,7 +221,12 @@ impl Handler {
                 }
                 Err(e) => e,
             };
-            match self.spec.error_handler.handle(std::slice::from_ref(&record), &error, attempt).await {
+            let one = std::slice::from_ref(&record);
+            let decision = self.decide(one, one, &error, attempt).await;
+            if self.transaction_failed() {
+                return Handled::Abandoned;
+            }
+            match decision {
                 ErrorDecision::Skip => {
                     // Recovered: handled for good, acknowledged or not.
                     self.complete(std::slice::from_ref(&record));
@@ -204,11 +253,19 @@ impl Handler {
             }
             let ctx =
                 self.context(|| records.iter().map(|r| (r.topic_arc().clone(), r.partition(), r.offset())).collect());
-            let result = match self.call(svc, Delivery::batch(records.clone(), ctx)).await {
-                None => return Handled::Abandoned,
-                Some(Ok(outcome)) => self.send_reply(outcome, None).await,
-                Some(Err(e)) => Err(e),
+            let work = async {
+                match self.call(svc, Delivery::batch(records.clone(), ctx)).await {
+                    None => None,
+                    Some(Ok(outcome)) => Some(self.send_reply(outcome, None).await),
+                    Some(Err(e)) => Some(Err(e)),
+                }
             };
+            let Some(result) = self.attempt(&records, work).await else {
+                return Handled::Abandoned;
+            };
+            if self.transaction_failed() {
+                return Handled::Abandoned;
+            }
             let error = match result {
                 Ok(()) => {
                     if !self.manual() {
@@ -220,7 +277,12 @@ impl Handler {
             };
             if let ListenerError::Deserialization { record, .. } = &error {
                 let bad = (**record).clone();
-                match self.spec.error_handler.handle(std::slice::from_ref(&bad), &error, 1).await {
+                // Its offset commits with the rest of the batch: committing it alone could skip records before it.
+                let decision = self.decide(std::slice::from_ref(&bad), &[], &error, 1).await;
+                if self.transaction_failed() {
+                    return Handled::Abandoned;
+                }
+                match decision {
                     ErrorDecision::Skip => {
                         self.complete(std::slice::from_ref(&bad));
                         records.retain(|r| {
@@ -239,7 +301,11 @@ impl Handler {
                     }
                 }
             }
-            match self.spec.error_handler.handle(&records, &error, attempt).await {
+            let decision = self.decide(&records, &records, &error, attempt).await;
+            if self.transaction_failed() {
+                return Handled::Abandoned;
+            }
+            match decision {
                 ErrorDecision::Skip => {
                     self.complete(&records);
                     return Handled::Done;
@@ -452,11 +518,20 @@ impl Worker {
         let spec = self.spec.clone();
         let mut commands = std::mem::replace(&mut self.commands, mpsc::unbounded_channel().1);
         let mut stop = self.stop.clone();
+        // A transactional consumer first fences its previous incarnation; if it cannot, it must not poll.
+        let (txn, txn_start_failed) = match ListenerTransactions::start(&spec, self.index, &self.state.shared).await {
+            Ok(t) => (t, false),
+            Err(()) => (None, true),
+        };
+        if txn.is_some() {
+            self.state.tracker.lock().set_transactional();
+        }
         let handler = Arc::new(Handler {
             spec: spec.clone(),
             tracker: self.state.tracker.clone(),
             consumer: self.consumer.0.as_ref().map(Arc::downgrade).unwrap_or_default(),
             stop: self.stop.clone(),
+            txn,
         });
         let lanes = (spec.ordering == Ordering::Key && !spec.batch)
             .then(|| Lanes::start(&handler, spec.key_concurrency, spec.max_poll_records.max(spec.key_concurrency) * 2));
@@ -475,7 +550,7 @@ impl Worker {
         tracing::debug!(listener = %id, consumer = self.index, "consumer started");
 
         loop {
-            if stop.borrow().is_some() {
+            if stop.borrow().is_some() || txn_start_failed || handler.transaction_failed() {
                 break;
             }
             // Wake up for idle events and time-based commits even when nothing arrives.
