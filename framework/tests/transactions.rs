@@ -14,12 +14,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use spate::test::{wait_for_assignment, EmbeddedBroker};
-use spate::{kafka_listener, App, ContainerEvent, KafkaTemplate, SendError, TransactionError};
+use spate::{
+    kafka_listener, App, BoxError, ConsumerRecordRecoverer, ContainerEvent, DefaultErrorHandler, FixedBackOff,
+    KafkaTemplate, ListenerError, Record, SendError, State, TransactionError,
+};
 
 const PREFIX: &str = "tx-";
 const EOS_IN: &str = "eos-in";
@@ -413,4 +417,86 @@ async fn a_fenced_listener_producer_stops_its_consumer_with_an_event() {
     app.shutdown().await;
     let _ = tokio::task::spawn_blocking(move || drop(usurper)).await;
     broker.shutdown().await.unwrap();
+}
+
+/// Sends a dead letter through a template of the listener's (transactional) factory, known once the app started.
+#[derive(Clone, Default)]
+struct DeadLetters(Arc<std::sync::OnceLock<KafkaTemplate<String, String>>>);
+
+impl ConsumerRecordRecoverer for DeadLetters {
+    fn recover<'a>(&'a self, record: &'a Record, _error: &'a ListenerError) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let template = self.0.get().ok_or("no template yet")?;
+            let value = String::from_utf8_lossy(record.value().map(|v| v.as_ref()).unwrap_or_default()).into_owned();
+            template.send("txr-dlt", None, value).await?;
+            Ok(())
+        })
+    }
+}
+
+static DEAD_LETTERS: std::sync::LazyLock<DeadLetters> = std::sync::LazyLock::new(DeadLetters::default);
+
+fn two_attempts_then_dead_letter() -> DefaultErrorHandler {
+    DefaultErrorHandler::new()
+        .back_off(FixedBackOff { interval: Duration::ZERO, max_attempts: 2 })
+        .recoverer(DEAD_LETTERS.clone())
+}
+
+/// Values that already failed once.
+#[derive(Clone, Default)]
+struct FailedOnce(Arc<parking_lot::Mutex<std::collections::HashSet<String>>>);
+
+#[kafka_listener(topics = "txr-in", group_id = "txr", id = "txr", error_handler = two_attempts_then_dead_letter)]
+async fn forward_then_maybe_fail(
+    value: String,
+    template: KafkaTemplate<String, String>,
+    State(failed): State<FailedOnce>,
+) -> Result<(), BoxError> {
+    // Sent before the failure: visible only if the delivery's transaction commits.
+    template.send("txr-out", None, format!("out-{value}")).await?;
+    if value == "poison" || (value == "flaky" && failed.0.lock().insert(value.clone())) {
+        return Err(format!("cannot handle {value}").into());
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_aborts_its_sends_and_the_recovery_commits_with_the_offsets() {
+    let broker =
+        EmbeddedBroker::builder().topic("txr-in", 1).topic("txr-out", 1).topic("txr-dlt", 1).start().await.unwrap();
+    let app = broker
+        .app()
+        .set("kafka.producer.transaction_id_prefix", "txr-")
+        .state(FailedOnce::default())
+        .listener(forward_then_maybe_fail::definition())
+        .start()
+        .await
+        .unwrap();
+    DEAD_LETTERS.0.set(app.template()).unwrap();
+    for v in ["a", "flaky", "poison", "b"] {
+        broker.produce("txr-in", None, v).await.unwrap();
+    }
+    let bootstrap = broker.bootstrap_servers();
+    let out = read_values(bootstrap, "txr-out", "read_committed", 3, Duration::from_secs(1)).await;
+    assert_eq!(out, vec!["out-a", "out-flaky", "out-b"]);
+    let dlt = read_values(bootstrap, "txr-dlt", "read_committed", 1, Duration::from_secs(1)).await;
+    assert_eq!(dlt, vec!["poison"]);
+    // The aborted attempts did write: once for "flaky", twice for "poison".
+    let raw = read_values(bootstrap, "txr-out", "read_uncommitted", 6, Duration::from_secs(1)).await;
+    assert_eq!(raw, vec!["out-a", "out-flaky", "out-flaky", "out-poison", "out-poison", "out-b"]);
+    // The offsets were committed by the transactions, up to the last record.
+    wait_until_committed(&broker, "txr", "txr-in", 4).await;
+    app.shutdown().await;
+}
+
+async fn wait_until_committed(broker: &EmbeddedBroker, group: &str, topic: &str, offset: i64) {
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let committed = broker.committed_offset(group, topic, 0).await.unwrap();
+        if committed == Some(offset) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "committed offset {committed:?}, expected {offset}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
