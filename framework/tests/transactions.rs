@@ -1,7 +1,7 @@
 //! Transactions against the embedded broker: a transactional listener (input → output) in a child process (this
 //! test binary re-executed) is SIGKILLed at random points and restarted, and every input appears in the output
 //! exactly once for a read_committed reader; `in_transaction` commits and aborts (also on panic); a fenced
-//! listener producer stops its consumer with an event; a transactional factory refuses sends outside a
+//! listener producer stops the container with an event; a transactional factory refuses sends outside a
 //! transaction.
 
 #![allow(clippy::unwrap_used)]
@@ -356,14 +356,14 @@ async fn sending_outside_a_transaction_on_a_transactional_factory_is_refused() {
     app.shutdown().await;
 }
 
-#[kafka_listener(topics = "fence-in", group_id = "fence", id = "fence-transform")]
+#[kafka_listener(topics = "fence-in", group_id = "fence", id = "fence-transform", concurrency = 2)]
 #[send_to("fence-out")]
 async fn fence_transform(value: String) -> String {
     value
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fenced_listener_producer_stops_its_consumer_with_an_event() {
+async fn a_fenced_listener_producer_stops_the_container_with_an_event() {
     common::init_tracing();
     let broker = EmbeddedBroker::builder().topic("fence-in", 1).topic("fence-out", 1).start().await.unwrap();
     let app = broker
@@ -381,41 +381,51 @@ async fn a_fenced_listener_producer_stops_its_consumer_with_an_event() {
         read_values(broker.bootstrap_servers(), "fence-out", "read_committed", 1, Duration::from_millis(200)).await;
     assert_eq!(out, vec!["one"]);
 
-    // A second instance of the same consumer slot takes over its transactional.id.
+    // Second instances of both consumer slots take over their transactional.ids. Only the consumer owning the
+    // partition sends again and learns it was fenced; the other one stops with the container.
     let bootstrap = broker.bootstrap_servers().to_string();
-    let usurper = tokio::task::spawn_blocking(move || {
-        let p: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("transactional.id", format!("{PREFIX}fence.fence-transform.0"))
-            .create()
-            .unwrap();
-        p.init_transactions(Duration::from_secs(30)).unwrap();
-        p
+    let usurpers = tokio::task::spawn_blocking(move || {
+        (0..2)
+            .map(|i| {
+                let p: BaseProducer = ClientConfig::new()
+                    .set("bootstrap.servers", &bootstrap)
+                    .set("transactional.id", format!("{PREFIX}fence.fence-transform.{i}"))
+                    .create()
+                    .unwrap();
+                p.init_transactions(Duration::from_secs(30)).unwrap();
+                p
+            })
+            .collect::<Vec<_>>()
     })
     .await
     .unwrap();
     broker.produce("fence-in", None, "two").await.unwrap();
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut failed = None;
-    let mut stopped = false;
-    while !stopped {
+    let mut failed = Vec::new();
+    let mut stopped = std::collections::BTreeSet::new();
+    while stopped.len() < 2 {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Ok(ContainerEvent::TransactionFailed { consumer, transactional_id, fenced, .. })) => {
-                failed = Some((consumer, transactional_id, fenced))
+                failed.push((consumer, transactional_id, fenced))
             }
-            Ok(Ok(ContainerEvent::ConsumerStopped { consumer: 0, .. })) => stopped = true,
+            Ok(Ok(ContainerEvent::ConsumerStopped { consumer, .. })) => {
+                stopped.insert(consumer);
+            }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => panic!("event stream: {e}"),
-            Err(_) => panic!("no ConsumerStopped within 60 s (TransactionFailed seen: {failed:?})"),
+            Err(_) => panic!("consumers stopped within 60 s: {stopped:?} (TransactionFailed seen: {failed:?})"),
         }
     }
-    assert_eq!(failed, Some((0, format!("{PREFIX}fence.fence-transform.0"), true)));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let (consumer, transactional_id, fenced) = failed.pop().unwrap();
+    assert_eq!(transactional_id, format!("{PREFIX}fence.fence-transform.{consumer}"));
+    assert!(fenced);
     // The fenced delivery was never committed.
     let out = read_values(broker.bootstrap_servers(), "fence-out", "read_committed", 1, Duration::from_secs(1)).await;
     assert_eq!(out, vec!["one"]);
     app.shutdown().await;
-    let _ = tokio::task::spawn_blocking(move || drop(usurper)).await;
+    let _ = tokio::task::spawn_blocking(move || drop(usurpers)).await;
     broker.shutdown().await.unwrap();
 }
 

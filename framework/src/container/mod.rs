@@ -194,8 +194,9 @@ pub enum ContainerEvent {
         partitions: Vec<TopicPartition>,
     },
     /// A transactional consumer's producer was fenced (a newer instance of the same consumer slot took over) or
-    /// failed fatally; the consumer stops (a `ConsumerStopped` follows) rather than retry a producer that can never
-    /// commit (Spring: `ConsumerStoppedEvent` with reason `FENCED`).
+    /// failed fatally: rather than retry a producer that can never commit, every consumer of the container stops
+    /// as in a graceful stop (each publishes `ConsumerStopped`; call `stop()` before starting the container again).
+    /// Spring: `ConsumerStoppedEvent` with reason `FENCED`.
     TransactionFailed {
         /// Listener id.
         listener_id: String,
@@ -464,7 +465,8 @@ impl ListenerContainer {
             self.subscribe(index, &consumer)?;
             refs.push(consumer.clone());
             let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-            let w = worker::Worker::new(spec.clone(), index, consumer, state.clone(), stop_rx.clone(), cmd_rx);
+            let w = worker::Worker::new(spec.clone(), index, consumer, state.clone(), stop_rx.clone(), cmd_rx)
+                .stopping_container_with(stop_tx.clone());
             let join = tokio::spawn(w.run());
             workers.push((cmd_tx, join));
             states.push(state);

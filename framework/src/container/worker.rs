@@ -406,6 +406,8 @@ pub(crate) struct Worker {
     state: Arc<ConsumerState>,
     stop: watch::Receiver<Option<Instant>>,
     commands: mpsc::UnboundedReceiver<Command>,
+    /// Stops every consumer of the container (a transactional producer failed for good).
+    stop_container: Option<watch::Sender<Option<Instant>>>,
 }
 
 impl Worker {
@@ -417,7 +419,13 @@ impl Worker {
         stop: watch::Receiver<Option<Instant>>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Self {
-        Worker { spec, index, consumer: CloseGuard(Some(consumer)), state, stop, commands }
+        Worker { spec, index, consumer: CloseGuard(Some(consumer)), state, stop, commands, stop_container: None }
+    }
+
+    /// Lets this consumer stop the whole container.
+    pub(crate) fn stopping_container_with(mut self, stop: watch::Sender<Option<Instant>>) -> Self {
+        self.stop_container = Some(stop);
+        self
     }
 
     fn publish(&self, event: ContainerEvent) {
@@ -519,10 +527,12 @@ impl Worker {
         let mut commands = std::mem::replace(&mut self.commands, mpsc::unbounded_channel().1);
         let mut stop = self.stop.clone();
         // A transactional consumer first fences its previous incarnation; if it cannot, it must not poll.
-        let (txn, txn_start_failed) = match ListenerTransactions::start(&spec, self.index, &self.state.shared).await {
-            Ok(t) => (t, false),
-            Err(()) => (None, true),
-        };
+        let stop_container = self.stop_container.take();
+        let (txn, txn_start_failed) =
+            match ListenerTransactions::start(&spec, self.index, &self.state.shared, stop_container).await {
+                Ok(t) => (t, false),
+                Err(()) => (None, true),
+            };
         if txn.is_some() {
             self.state.tracker.lock().set_transactional();
         }

@@ -4,17 +4,18 @@
 //! reply and the consumed offsets (sent with the consumer's group metadata, so the broker refuses them from a
 //! consumer that lost its partitions); a failed delivery aborts. The error handler's decision — and the
 //! recoverer it runs once retries are exhausted — runs in a transaction too, committed with the offsets when the
-//! records are recovered. A fenced or fatally failed producer stops the consumer: it publishes
-//! [`ContainerEvent::TransactionFailed`] once and the container's loop ends.
+//! records are recovered. A fenced or fatally failed producer stops the container: the consumer publishes
+//! [`ContainerEvent::TransactionFailed`] once and stops every consumer of the container as a graceful stop would.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
 
 use super::error::TransactionError;
 use super::producer::TransactionalProducer;
@@ -32,6 +33,7 @@ pub(crate) struct ListenerTransactions {
     consumer_index: usize,
     shared: Arc<Shared>,
     failed: Mutex<Option<String>>,
+    stop_container: Option<watch::Sender<Option<Instant>>>,
 }
 
 /// `<prefix><group>.<listener-id>.<consumer-index>`.
@@ -71,6 +73,7 @@ impl ListenerTransactions {
         spec: &ContainerSpec,
         index: usize,
         shared: &Arc<Shared>,
+        stop_container: Option<watch::Sender<Option<Instant>>>,
     ) -> Result<Option<Arc<ListenerTransactions>>, ()> {
         let Some(factory) = spec.producer.as_ref() else { return Ok(None) };
         let Some(prefix) = factory.transaction_id_prefix() else { return Ok(None) };
@@ -82,9 +85,11 @@ impl ListenerTransactions {
                 consumer_index: index,
                 shared: shared.clone(),
                 failed: Mutex::new(None),
+                stop_container,
             }))),
             Err(e) => {
                 publish_failure(shared, index, &id, &e);
+                request_stop(stop_container.as_ref());
                 Err(())
             }
         }
@@ -103,6 +108,7 @@ impl ListenerTransactions {
         if failed.is_none() {
             *failed = Some(e.to_string());
             publish_failure(&self.shared, self.consumer_index, self.producer.transactional_id(), e);
+            request_stop(self.stop_container.as_ref());
         }
     }
 
@@ -200,9 +206,22 @@ impl ListenerTransactions {
     }
 }
 
+/// Stops the container's other consumers too, as a graceful stop would (the first request wins).
+fn request_stop(stop: Option<&watch::Sender<Option<Instant>>>) {
+    if let Some(stop) = stop {
+        stop.send_if_modified(|at| {
+            let first = at.is_none();
+            if first {
+                *at = Some(Instant::now());
+            }
+            first
+        });
+    }
+}
+
 fn publish_failure(shared: &Shared, consumer: usize, transactional_id: &str, e: &TransactionError) {
     tracing::error!(listener = %shared.listener_id, consumer, transactional_id, error = %e,
-        "transactional producer failed for good; stopping this consumer");
+        "transactional producer failed for good; stopping the container");
     shared.publish(ContainerEvent::TransactionFailed {
         listener_id: shared.listener_id.to_string(),
         consumer,
