@@ -510,3 +510,47 @@ async fn wait_until_committed(broker: &EmbeddedBroker, group: &str, topic: &str,
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Whether the first delivery of a batch was already failed once.
+#[derive(Clone, Default)]
+struct FailFirstBatch(Arc<std::sync::atomic::AtomicBool>);
+
+#[kafka_listener(topics = "txb-in", group_id = "txb", id = "txb", batch = true)]
+async fn forward_batch(
+    values: Vec<String>,
+    template: KafkaTemplate<String, String>,
+    State(fail): State<FailFirstBatch>,
+) -> Result<(), BoxError> {
+    for v in &values {
+        template.send("txb-out", None, format!("out-{v}")).await?;
+    }
+    if !fail.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Err("the first batch fails once".into());
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_batch_listener_commits_each_batch_with_its_offsets_once() {
+    let broker = EmbeddedBroker::builder().topic("txb-in", 1).topic("txb-out", 1).start().await.unwrap();
+    let input: KafkaTemplate<String, String> = broker.template();
+    let sends: Vec<_> = (0..20).map(|i| input.send("txb-in", None, i.to_string())).collect();
+    for r in futures::future::join_all(sends).await {
+        r.unwrap();
+    }
+    let app = broker
+        .app()
+        .set("kafka.producer.transaction_id_prefix", "txb-")
+        .state(FailFirstBatch::default())
+        .listener(forward_batch::definition())
+        .start()
+        .await
+        .unwrap();
+    let out = read_values(broker.bootstrap_servers(), "txb-out", "read_committed", 20, Duration::from_secs(1)).await;
+    assert_eq!(out, (0..20).map(|i| format!("out-{i}")).collect::<Vec<_>>());
+    wait_until_committed(&broker, "txb", "txb-in", 20).await;
+    // The failed first attempt wrote its outputs too, but aborted them.
+    let raw = read_values(broker.bootstrap_servers(), "txb-out", "read_uncommitted", 21, Duration::from_secs(1)).await;
+    assert!(raw.len() > 20, "{} records in the raw log", raw.len());
+    app.shutdown().await;
+}
