@@ -585,6 +585,9 @@ impl Worker {
                         Some(Command::Reconcile) => self.reconcile_pause(),
                         Some(Command::Seek { partition, position, reply }) => {
                             let r = self.seek(&partition, position, lanes.as_ref()).await;
+                            if let Some(t) = &handler.txn {
+                                t.forget(&partition);
+                            }
                             let _ = reply.send(r);
                         }
                         None => {}
@@ -663,6 +666,9 @@ impl Worker {
                     if handler.stopping() {
                         // Fetched but not begun: not committed, so the next owner handles it.
                         break;
+                    }
+                    if handler.txn.as_ref().is_some_and(|t| t.already_committed(&r)) {
+                        continue;
                     }
                     handler.tracker.lock().begin(r.topic_arc(), r.partition(), r.offset());
                     if let Some(f) = spec.filter {
@@ -747,6 +753,10 @@ impl Worker {
     ) {
         if records.is_empty() || handler.stopping() {
             return;
+        }
+        let mut records = records;
+        if let Some(t) = &handler.txn {
+            records.retain(|r| !t.already_committed(r));
         }
         let mut keep = Vec::with_capacity(records.len());
         {

@@ -7,7 +7,7 @@
 //! records are recovered. A fenced or fatally failed producer stops the container: the consumer publishes
 //! [`ContainerEvent::TransactionFailed`] once and stops every consumer of the container as a graceful stop would.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use crate::config::ConfigError;
 use crate::container::{ContainerContext, ContainerEvent, ContainerSpec, Ordering, Shared};
 use crate::error_handler::ErrorDecision;
 use crate::listener::ListenerError;
-use crate::record::Record;
+use crate::record::{Record, TopicPartition};
 
 type Consumer_ = StreamConsumer<ContainerContext>;
 
@@ -34,6 +34,10 @@ pub(crate) struct ListenerTransactions {
     shared: Arc<Shared>,
     failed: Mutex<Option<String>>,
     stop_container: Option<watch::Sender<Option<Instant>>>,
+    /// Per partition, the next offset this consumer committed. A rebalance that hands a partition straight back
+    /// restarts its fetch at the committed offset, which can deliver again records fetched before the rebalance
+    /// and handled since; those are skipped, or their outputs would be written twice.
+    committed: Mutex<HashMap<(Arc<str>, i32), i64>>,
 }
 
 /// `<prefix><group>.<listener-id>.<consumer-index>`.
@@ -86,6 +90,7 @@ impl ListenerTransactions {
                 shared: shared.clone(),
                 failed: Mutex::new(None),
                 stop_container,
+                committed: Mutex::new(HashMap::new()),
             }))),
             Err(e) => {
                 publish_failure(shared, index, &id, &e);
@@ -93,6 +98,40 @@ impl ListenerTransactions {
                 Err(())
             }
         }
+    }
+
+    /// Whether this consumer already committed `record` in a transaction (a re-fetch after a rebalance).
+    pub(crate) fn already_committed(&self, record: &Record) -> bool {
+        let committed = self.committed.lock();
+        committed.get(&(record.topic_arc().clone(), record.partition())).is_some_and(|next| record.offset() < *next)
+    }
+
+    /// An explicit seek may move back on purpose: records of `partition` are no longer skipped.
+    pub(crate) fn forget(&self, partition: &TopicPartition) {
+        self.committed.lock().retain(|(t, p), _| !(t.as_ref() == partition.topic && *p == partition.partition));
+    }
+
+    /// Begins a transaction. A transaction still open after a failed abort is aborted first; a producer that
+    /// cannot begin even then is treated as failed for good rather than retried in a loop.
+    async fn begin(&self) -> Result<(), TransactionError> {
+        let first = match self.producer.begin() {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if first.is_fatal() {
+            self.note(&first);
+            return Err(first);
+        }
+        let _ = self.producer.abort().await;
+        let e = match self.producer.begin() {
+            Ok(()) => return Ok(()),
+            Err(TransactionError::Kafka { transactional_id, operation, error }) => {
+                TransactionError::Fatal { transactional_id, operation, error }
+            }
+            Err(e) => e,
+        };
+        self.note(&e);
+        Err(e)
     }
 
     /// Whether the producer failed for good; the consumer stops.
@@ -122,15 +161,15 @@ impl ListenerTransactions {
 
     /// Sends the next offsets of `records` (none when empty) and commits.
     async fn commit(&self, records: &[Record], consumer: &Weak<Consumer_>) -> Result<(), TransactionError> {
-        if !records.is_empty() {
-            let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-            for r in records {
-                let o = next.entry((r.topic(), r.partition())).or_insert(r.offset() + 1);
-                *o = (*o).max(r.offset() + 1);
-            }
+        let mut next: BTreeMap<(Arc<str>, i32), i64> = BTreeMap::new();
+        for r in records {
+            let o = next.entry((r.topic_arc().clone(), r.partition())).or_insert(r.offset() + 1);
+            *o = (*o).max(r.offset() + 1);
+        }
+        if !next.is_empty() {
             let mut tpl = TopicPartitionList::with_capacity(next.len());
-            for ((t, p), o) in next {
-                tpl.add_partition_offset(t, p, Offset::Offset(o))
+            for ((t, p), o) in &next {
+                tpl.add_partition_offset(t, *p, Offset::Offset(*o))
                     .map_err(|e| TransactionError::RolledBack(e.into()))?;
             }
             let group = consumer.upgrade().and_then(|c| c.group_metadata()).ok_or_else(|| {
@@ -138,7 +177,9 @@ impl ListenerTransactions {
             })?;
             self.producer.send_offsets(tpl, group).await?;
         }
-        self.producer.commit().await
+        self.producer.commit().await?;
+        self.committed.lock().extend(next);
+        Ok(())
     }
 
     /// Runs one delivery attempt (`None`: abandoned at shutdown) in a transaction with the offsets of `records`.
@@ -151,8 +192,7 @@ impl ListenerTransactions {
     where
         F: Future<Output = Option<Result<(), ListenerError>>>,
     {
-        if let Err(e) = self.producer.begin() {
-            self.note(&e);
+        if let Err(e) = self.begin().await {
             return Some(Err(ListenerError::handler(e)));
         }
         match super::scope(self.factory, self.producer.shared().clone(), work).await {
@@ -180,8 +220,7 @@ impl ListenerTransactions {
     where
         F: Future<Output = ErrorDecision>,
     {
-        if let Err(e) = self.producer.begin() {
-            self.note(&e);
+        if self.begin().await.is_err() {
             return ErrorDecision::Retry(Duration::ZERO);
         }
         let decision = super::scope(self.factory, self.producer.shared().clone(), decide).await;
