@@ -47,3 +47,32 @@ pub(crate) fn current_producer(factory: &ProducerFactory) -> Option<SharedProduc
 async fn scope<F: Future>(factory: usize, producer: SharedProducer, work: F) -> F::Output {
     CURRENT.scope(Current { factory, producer }, work).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::listener::transactional_id;
+    use crate::{ConfigLoader, ProducerFactory};
+
+    #[test]
+    fn transaction_id_prefix_makes_the_factory_transactional() {
+        let config = ConfigLoader::new()
+            .without_env()
+            .set("kafka.producer.transaction_id_prefix", "billing-")
+            .set("kafka.producer.transaction_timeout_ms", 30000)
+            .load()
+            .unwrap();
+        let factory = ProducerFactory::new(&config);
+        assert_eq!(factory.transaction_id_prefix(), Some("billing-"));
+        assert!(factory.is_transactional());
+        // The prefix is not a producer's transactional.id: each producer appends its own suffix.
+        assert_eq!(factory.props().get("transactional.id"), None);
+        assert_eq!(factory.props().get("transaction.timeout.ms"), Some("30000"));
+        let plain = ProducerFactory::new(&ConfigLoader::new().without_env().load().unwrap());
+        assert!(!plain.is_transactional());
+    }
+
+    #[test]
+    fn listener_transactional_ids_name_group_listener_and_consumer() {
+        assert_eq!(transactional_id("tx-", "billing", "bill", 2), "tx-billing.bill.2");
+    }
+}
