@@ -32,7 +32,7 @@ const EOS_PARTITIONS: i32 = 3;
 const EOS_RECORDS: usize = 2000;
 const CHILD_ENV: &str = "SPATE_TXN_CHILD_BOOTSTRAP";
 
-#[kafka_listener(topics = "eos-in", group_id = "eos", id = "eos-transform")]
+#[kafka_listener(topics = "eos-in", group_id = "eos", id = "eos-transform", concurrency = 2)]
 #[send_to("eos-out")]
 async fn transform(value: String) -> String {
     format!("out-{value}")
