@@ -234,6 +234,12 @@ pub struct ProducerProperties {
     pub enable_idempotence: Option<bool>,
     /// `delivery.timeout.ms`: how long a send may take in total, retries included.
     pub delivery_timeout_ms: Option<u64>,
+    /// Turns transactions on (Spring's `transactionIdPrefix`): every producer of the factory is transactional,
+    /// with `transactional.id` = this prefix + a suffix (an index for `in_transaction`, the group, listener id and
+    /// consumer index for listener containers). Sending outside a transaction is then an error.
+    pub transaction_id_prefix: Option<String>,
+    /// `transaction.timeout.ms`: how long a transaction may stay open before the coordinator aborts it.
+    pub transaction_timeout_ms: Option<u64>,
     /// Any other librdkafka producer property.
     pub properties: Properties,
 }
@@ -439,6 +445,21 @@ impl ClientProps {
         self.entries.get(property).map(|(v, _)| v.as_str())
     }
 
+    /// Properties whose name starts with one of `prefixes`, with their origins.
+    pub(crate) fn with_prefixes(&self, prefixes: &[&str]) -> ClientProps {
+        let entries = self
+            .entries
+            .iter()
+            .filter(|(k, _)| prefixes.iter().any(|p| k.starts_with(p)))
+            .map(|(k, v)| (k.clone(), v.clone()));
+        ClientProps { entries: entries.collect() }
+    }
+
+    /// Removes a property, returning its value.
+    pub(crate) fn remove(&mut self, property: &str) -> Option<String> {
+        self.entries.remove(property).map(|(v, _)| v)
+    }
+
     pub(crate) fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         for (k, (v, _)) in &self.entries {
@@ -538,6 +559,9 @@ impl ClusterProperties {
         }
         p.set_opt("enable.idempotence", c.enable_idempotence, k("enable_idempotence"));
         p.set_opt("delivery.timeout.ms", c.delivery_timeout_ms, k("delivery_timeout_ms"));
+        // The prefix travels as `transactional.id`; the producer factory appends each producer's suffix.
+        p.set_opt("transactional.id", c.transaction_id_prefix.as_ref(), k("transaction_id_prefix"));
+        p.set_opt("transaction.timeout.ms", c.transaction_timeout_ms, k("transaction_timeout_ms"));
         p.extend(&c.properties, &format!("{prefix}.producer.properties"));
         p
     }
@@ -798,5 +822,6 @@ mod tests {
         assert_eq!(env_key("KAFKA_BOOTSTRAP_SERVERS"), "kafka.bootstrap_servers");
         assert_eq!(env_key("APP__TOPIC_NAME"), "app.topic_name");
         assert_eq!(env_key("KAFKA__CLUSTERS__EU__BOOTSTRAP_SERVERS"), "kafka.clusters.eu.bootstrap_servers");
+        assert_eq!(env_key("KAFKA_PRODUCER_TRANSACTION_ID_PREFIX"), "kafka.producer.transaction_id_prefix");
     }
 }

@@ -24,7 +24,8 @@
 //! containers, ack modes, registry), [`extract`] (handler arguments), [`listener`] (definitions and the service
 //! type), [`error_handler`] (back-offs, recoverers, dead letters, batch outcomes), [`retry_topic`] (non-blocking
 //! retries), [`layers`] (tower layers for listeners), [`admin`], [`codec`] (serialization), [`observability`]
-//! (spans, trace context, metrics, health server), [`test`] (feature `test-support`).
+//! (spans, trace context, metrics, health server), [`transaction`] (`in_transaction`, transactional listeners),
+//! [`reply`] (`ReplyingKafkaTemplate`), [`test`] (feature `test-support`).
 
 pub mod admin;
 pub mod app;
@@ -38,11 +39,13 @@ pub mod layers;
 pub mod listener;
 pub mod observability;
 pub mod record;
+pub mod reply;
 pub mod retry_topic;
 pub mod template;
 #[cfg(feature = "test-support")]
 pub mod test;
 pub mod topic;
+pub mod transaction;
 
 pub use admin::{AdminError, KafkaAdmin, TopicBuilder, TopicSpec};
 pub use app::{shutdown_signal, App, AppError, RunningApp};
@@ -59,12 +62,14 @@ pub use error_handler::{
 pub use extract::{Batch, FromBatch, FromRecord, IntoOutcome, IntoReply, Key, Meta, State};
 pub use listener::{BoxError, Delivery, ListenerContext, ListenerDefinition, ListenerError, Outcome, StateMap};
 pub use record::{Headers, Record, TimestampType, TopicPartition};
+pub use reply::{ReplyError, ReplyingKafkaTemplate, ReplyingKafkaTemplateBuilder};
 pub use retry_topic::{DltInfo, ErrorKind, RetryBackOff, RetryTopicConfiguration, TopicSuffixingStrategy};
 pub use spate_macros::{dlt_handler, kafka_listener, main, retryable_topic, send_to};
 pub use template::{
     KafkaTemplate, ProducerFactory, ProducerListener, ProducerRecord, RecordMetadata, SendError, SentRecord,
 };
 pub use topic::{Topic, TopicName};
+pub use transaction::TransactionError;
 
 /// Re-exported so applications need not depend on them directly.
 pub use {bytes::Bytes, rdkafka};

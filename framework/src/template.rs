@@ -59,6 +59,17 @@ pub enum SendError {
     /// The producer went away before reporting the outcome.
     #[error("the producer was closed before the send completed")]
     Closed,
+    /// The factory is transactional (`kafka.producer.transaction_id_prefix`) and the send was made outside a
+    /// transaction (Spring refuses it too, unless `allowNonTransactional`).
+    #[error(
+        "send to `{topic}` outside a transaction on a transactional producer factory: send inside \
+         `KafkaTemplate::in_transaction` or a transactional listener, or use a factory without \
+         `kafka.producer.transaction_id_prefix`"
+    )]
+    NotInTransaction {
+        /// Destination topic.
+        topic: String,
+    },
 }
 
 /// What a producer listener sees of a record whose send finished.
@@ -173,13 +184,17 @@ impl ProducerContext for SpateProducerContext {
     }
 }
 
-type SharedProducer = Arc<ThreadedProducer<SpateProducerContext>>;
+pub(crate) type SharedProducer = Arc<ThreadedProducer<SpateProducerContext>>;
 
 struct FactoryInner {
     props: ClientProps,
     producer: parking_lot::Mutex<Option<SharedProducer>>,
     listeners: Listeners,
     default_topic: Option<String>,
+    /// `kafka.producer.transaction_id_prefix`: when set, every send belongs to a transaction.
+    transaction_id_prefix: Option<String>,
+    /// Idle transactional producers for `KafkaTemplate::in_transaction`.
+    transaction_pool: crate::transaction::ProducerPool,
 }
 
 /// Creates and shares one producer per configuration (Spring's `DefaultKafkaProducerFactory`): every
@@ -196,15 +211,52 @@ impl std::fmt::Debug for ProducerFactory {
 }
 
 impl ProducerFactory {
-    pub(crate) fn from_props(props: ClientProps, default_topic: Option<String>) -> Self {
+    pub(crate) fn from_props(mut props: ClientProps, default_topic: Option<String>) -> Self {
+        // `transactional.id` is a prefix here: each transactional producer appends its own suffix.
+        let transaction_id_prefix = props.remove("transactional.id");
         ProducerFactory {
             inner: Arc::new(FactoryInner {
                 props,
                 producer: parking_lot::Mutex::new(None),
                 listeners: Arc::new(RwLock::new(Vec::new())),
                 default_topic,
+                transaction_id_prefix,
+                transaction_pool: Default::default(),
             }),
         }
+    }
+
+    /// The transactional id prefix (`kafka.producer.transaction_id_prefix`), when transactions are on.
+    pub fn transaction_id_prefix(&self) -> Option<&str> {
+        self.inner.transaction_id_prefix.as_deref()
+    }
+
+    /// Whether every send of this factory must belong to a transaction.
+    pub fn is_transactional(&self) -> bool {
+        self.inner.transaction_id_prefix.is_some()
+    }
+
+    /// Identity of the factory, for matching a send to the transaction in progress.
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// The factory's librdkafka settings (the reply consumer of a `ReplyingKafkaTemplate` and the dead-letter
+    /// recoverer's admin client connect with them).
+    pub(crate) fn props(&self) -> &ClientProps {
+        &self.inner.props
+    }
+
+    pub(crate) fn transaction_pool(&self) -> &crate::transaction::ProducerPool {
+        &self.inner.transaction_pool
+    }
+
+    /// A new producer with `transactional.id` = `transactional_id` and this factory's other settings and producer
+    /// listeners; transactions are not initialized yet.
+    pub(crate) fn create_transactional(&self, transactional_id: &str) -> Result<SharedProducer, ConfigError> {
+        let mut props = self.inner.props.clone();
+        props.set("transactional.id", transactional_id, "kafka.producer.transaction_id_prefix");
+        self.create_producer(&props)
     }
 
     /// A factory for the default cluster of `config`.
@@ -223,11 +275,6 @@ impl ProducerFactory {
         let mut props = ClientProps::default();
         props.set("bootstrap.servers", bootstrap_servers, "code");
         Self::from_props(props, None)
-    }
-
-    /// The connection settings (the dead-letter recoverer makes its admin client from them).
-    pub(crate) fn props(&self) -> &ClientProps {
-        &self.inner.props
     }
 
     /// Whether two factories are the same one (and so share one producer).
@@ -250,19 +297,22 @@ impl ProducerFactory {
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
-        let context =
-            SpateProducerContext { listeners: self.inner.listeners.clone(), overflow: parking_lot::Mutex::default() };
-        let producer =
-            ThreadedProducer::from_config_and_context(&self.inner.props.client_config(), context).map_err(|e| {
-                self.inner.props.explain(&e).unwrap_or_else(|| ConfigError::InvalidValue {
-                    value: self.inner.props.fingerprint(),
-                    context: "producer configuration".to_string(),
-                    message: e.to_string(),
-                })
-            })?;
-        let producer = Arc::new(producer);
+        let producer = self.create_producer(&self.inner.props)?;
         *slot = Some(producer.clone());
         Ok(producer)
+    }
+
+    fn create_producer(&self, props: &ClientProps) -> Result<SharedProducer, ConfigError> {
+        let context =
+            SpateProducerContext { listeners: self.inner.listeners.clone(), overflow: parking_lot::Mutex::default() };
+        let producer = ThreadedProducer::from_config_and_context(&props.client_config(), context).map_err(|e| {
+            props.explain(&e).unwrap_or_else(|| ConfigError::InvalidValue {
+                value: props.fingerprint(),
+                context: "producer configuration".to_string(),
+                message: e.to_string(),
+            })
+        })?;
+        Ok(Arc::new(producer))
     }
 
     /// Creates the producer now, so a configuration error surfaces at start-up rather than at the first send.
@@ -289,37 +339,53 @@ impl ProducerFactory {
         tokio::task::spawn_blocking(move || producer.flush(left)).await.unwrap_or(Err(KafkaError::Canceled))
     }
 
-    /// Sends already-serialized bytes.
+    /// Sends already-serialized bytes; on a transactional factory, through the transaction in progress.
     pub(crate) fn send_bytes(&self, mut msg: OutgoingRecord) -> SendFuture {
         crate::observability::inject_for_send(&mut msg.headers);
-        let producer = match self.producer() {
-            Ok(p) => p,
-            Err(e) => return SendFuture::ready(Err(SendError::Config(e))),
-        };
-        let (tx, rx) = oneshot::channel();
-        let mut tx = Some(tx);
-        let topic = msg.topic.clone();
-        // The overflow lock is held across the enqueue attempt so no send can overtake a record already waiting.
-        let mut overflow = producer.context().overflow.lock();
-        if overflow.queue.is_empty() {
-            match enqueue(&producer, &msg, &mut tx) {
-                Ok(()) => return SendFuture::waiting(topic, rx),
-                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {}
-                Err(error) => {
-                    crate::observability::template_delivered(&topic, false, std::time::Instant::now());
-                    return SendFuture::ready(Err(SendError::Kafka { topic, error }));
-                }
+        if self.is_transactional() {
+            return match crate::transaction::current_producer(self) {
+                Some(p) => send_with(&p, msg),
+                None => SendFuture::ready(Err(SendError::NotInTransaction { topic: msg.topic })),
+            };
+        }
+        match self.producer() {
+            Ok(p) => send_with(&p, msg),
+            Err(e) => SendFuture::ready(Err(SendError::Config(e))),
+        }
+    }
+}
+
+/// Records still waiting for room in the producer's queue (they are not yet in librdkafka, so neither a flush
+/// nor a transaction commit covers them).
+pub(crate) fn overflow_len(producer: &SharedProducer) -> usize {
+    producer.context().overflow.lock().queue.len()
+}
+
+/// Sends through one producer, queueing behind records already waiting for room.
+pub(crate) fn send_with(producer: &SharedProducer, msg: OutgoingRecord) -> SendFuture {
+    let (tx, rx) = oneshot::channel();
+    let mut tx = Some(tx);
+    let topic = msg.topic.clone();
+    // The overflow lock is held across the enqueue attempt so no send can overtake a record already waiting.
+    let mut overflow = producer.context().overflow.lock();
+    if overflow.queue.is_empty() {
+        match enqueue(producer, &msg, &mut tx) {
+            Ok(()) => return SendFuture::waiting(topic, rx),
+            Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {}
+            Err(error) => {
+                crate::observability::template_delivered(&topic, false, std::time::Instant::now());
+                return SendFuture::ready(Err(SendError::Kafka { topic, error }));
             }
         }
-        // The local queue is full (or records are already waiting): queue this one behind them and let the
-        // drainer hand them to librdkafka as deliveries make room, instead of failing the send.
-        overflow.queue.push_back((msg, tx));
-        if !overflow.draining {
-            overflow.draining = true;
-            start_drainer(producer.clone());
-        }
-        SendFuture::waiting(topic, rx)
     }
+    // The local queue is full (or records are already waiting): queue this one behind them and let the
+    // drainer hand them to librdkafka as deliveries make room, instead of failing the send.
+    overflow.queue.push_back((msg, tx));
+    if !overflow.draining {
+        overflow.draining = true;
+        start_drainer(producer.clone());
+    }
+    SendFuture::waiting(topic, rx)
 }
 
 /// How often the drainer retries a full librdkafka queue.
@@ -432,7 +498,7 @@ pub struct SendFuture {
 }
 
 impl SendFuture {
-    fn ready(r: Result<RecordMetadata, SendError>) -> Self {
+    pub(crate) fn ready(r: Result<RecordMetadata, SendError>) -> Self {
         SendFuture { inner: Box::pin(std::future::ready(r)) }
     }
 

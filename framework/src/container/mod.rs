@@ -193,6 +193,22 @@ pub enum ContainerEvent {
         /// Resumed partitions.
         partitions: Vec<TopicPartition>,
     },
+    /// A transactional consumer's producer was fenced (a newer instance of the same consumer slot took over) or
+    /// failed fatally: rather than retry a producer that can never commit, every consumer of the container stops
+    /// as in a graceful stop (each publishes `ConsumerStopped`; call `stop()` before starting the container again).
+    /// Spring: `ConsumerStoppedEvent` with reason `FENCED`.
+    TransactionFailed {
+        /// Listener id.
+        listener_id: String,
+        /// Consumer index.
+        consumer: usize,
+        /// The producer's `transactional.id`.
+        transactional_id: String,
+        /// Whether it was fenced by another producer with the same `transactional.id`.
+        fenced: bool,
+        /// The error.
+        error: String,
+    },
 }
 
 /// A container operation failed.
@@ -447,6 +463,7 @@ impl ListenerContainer {
             return Ok(());
         }
         let spec = &self.inner.spec;
+        crate::transaction::ListenerTransactions::check(spec)?;
         let (stop_tx, stop_rx) = watch::channel(None);
         let mut workers = Vec::new();
         let mut states = Vec::new();
@@ -462,7 +479,8 @@ impl ListenerContainer {
             self.subscribe(index, &consumer)?;
             refs.push(consumer.clone());
             let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-            let w = worker::Worker::new(spec.clone(), index, consumer, state.clone(), stop_rx.clone(), cmd_rx);
+            let w = worker::Worker::new(spec.clone(), index, consumer, state.clone(), stop_rx.clone(), cmd_rx)
+                .stopping_container_with(stop_tx.clone());
             let join = tokio::spawn(w.run());
             workers.push((cmd_tx, join));
             states.push(state);

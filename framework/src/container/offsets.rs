@@ -23,6 +23,8 @@ impl PartitionState {
 #[derive(Debug, Default)]
 pub(crate) struct OffsetTracker {
     parts: HashMap<(Arc<str>, i32), PartitionState>,
+    /// Offsets are committed by transactions (`send_offsets_to_transaction`), never by the consumer.
+    transactional: bool,
 }
 
 /// A commit to make: topic, partition, next offset to read.
@@ -47,10 +49,18 @@ impl OffsetTracker {
         }
     }
 
+    /// From now on the consumer commits nothing: each transaction commits its offsets.
+    pub(crate) fn set_transactional(&mut self) {
+        self.transactional = true;
+    }
+
     /// Positions that moved since the last commit; they are marked committed (call [`Self::restore`] if the
     /// commit fails).
     pub(crate) fn take_commits(&mut self) -> Vec<CommitPosition> {
         let mut out = Vec::new();
+        if self.transactional {
+            return out;
+        }
         for ((t, p), s) in self.parts.iter_mut() {
             if let Some(c) = s.committable() {
                 if s.committed != Some(c) {
@@ -65,6 +75,9 @@ impl OffsetTracker {
     /// Like [`Self::take_commits`], for some partitions only.
     pub(crate) fn take_commits_for(&mut self, partitions: &[(String, i32)]) -> Vec<CommitPosition> {
         let mut out = Vec::new();
+        if self.transactional {
+            return out;
+        }
         for ((t, p), s) in self.parts.iter_mut() {
             if !partitions.iter().any(|(pt, pp)| pt.as_str() == t.as_ref() && pp == p) {
                 continue;

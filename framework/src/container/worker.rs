@@ -25,6 +25,7 @@ use crate::error_handler::ErrorDecision;
 use crate::listener::{Delivery, ListenerContext, ListenerError, ListenerService, Outcome};
 use crate::record::{Record, TopicPartition};
 use crate::template::OutgoingRecord;
+use crate::transaction::ListenerTransactions;
 
 type Consumer_ = StreamConsumer<ContainerContext>;
 
@@ -69,6 +70,8 @@ struct Handler {
     consumer: std::sync::Weak<Consumer_>,
     stop: watch::Receiver<Option<Instant>>,
     observe: crate::observability::ListenerObserver,
+    /// Set when the listener's cluster is transactional: each delivery runs in a transaction.
+    txn: Option<Arc<ListenerTransactions>>,
 }
 
 impl Handler {
@@ -95,6 +98,39 @@ impl Handler {
 
     fn stopping(&self) -> bool {
         self.stop.borrow().is_some()
+    }
+
+    /// The transactional producer failed for good: stop handling.
+    fn transaction_failed(&self) -> bool {
+        self.txn.as_ref().is_some_and(|t| t.failed())
+    }
+
+    /// Runs one attempt, in a transaction with the offsets of `records` when transactional.
+    async fn attempt(
+        &self,
+        records: &[Record],
+        work: impl std::future::Future<Output = Option<Result<(), ListenerError>>>,
+    ) -> Option<Result<(), ListenerError>> {
+        match &self.txn {
+            Some(t) => t.run(records, &self.consumer, work).await,
+            None => work.await,
+        }
+    }
+
+    /// Asks the error handler, in a transaction committing the offsets of `offsets_of` on recovery when
+    /// transactional.
+    async fn decide(
+        &self,
+        records: &[Record],
+        offsets_of: &[Record],
+        error: &ListenerError,
+        attempt: u32,
+    ) -> ErrorDecision {
+        let decide = self.on_error(records, error, attempt);
+        match &self.txn {
+            Some(t) => t.decide(offsets_of, &self.consumer, decide).await,
+            None => decide.await,
+        }
     }
 
     /// Resolves when the shutdown timeout after a stop request has passed.
@@ -132,20 +168,23 @@ impl Handler {
         result
     }
 
-    async fn send_reply(&self, outcome: Outcome, key: Option<&bytes::Bytes>) -> Result<(), ListenerError> {
-        let (Some(reply), Some(topic), Some(producer)) = (outcome.reply, &self.spec.send_to, &self.spec.producer)
+    async fn send_reply(&self, outcome: Outcome, incoming: Option<&Record>) -> Result<(), ListenerError> {
+        let (Some(reply), Some(producer)) = (outcome.reply, &self.spec.producer) else {
+            return Ok(());
+        };
+        let Some(to) = crate::reply::reply_destination(self.spec.send_to.as_deref(), incoming.map(Record::headers))
         else {
             return Ok(());
         };
-        let key = reply.key.or_else(|| key.map(|k| k.to_vec()));
+        let key = reply.key.or_else(|| incoming.and_then(Record::key).map(|k| k.to_vec()));
         producer
             .send_bytes(OutgoingRecord {
-                topic: topic.clone(),
-                partition: None,
+                topic: to.topic,
+                partition: to.partition,
                 key,
                 value: reply.value,
                 timestamp: None,
-                headers: Default::default(),
+                headers: to.headers,
             })
             .await
             .map(|_| ())
@@ -174,14 +213,19 @@ impl Handler {
         let mut attempt = 1;
         loop {
             let ctx = self.context(|| vec![(record.topic_arc().clone(), record.partition(), record.offset())]);
-            let result = match self.call(svc, Delivery::record(record.clone(), ctx)).await {
-                None => return Handled::Abandoned,
-                Some(r) => r,
+            let work = async {
+                match self.call(svc, Delivery::record(record.clone(), ctx)).await {
+                    None => None,
+                    Some(Ok(outcome)) => Some(self.send_reply(outcome, Some(&record)).await),
+                    Some(Err(e)) => Some(Err(e)),
+                }
             };
-            let result = match result {
-                Ok(outcome) => self.send_reply(outcome, record.key()).await,
-                Err(e) => Err(e),
+            let Some(result) = self.attempt(std::slice::from_ref(&record), work).await else {
+                return Handled::Abandoned;
             };
+            if self.transaction_failed() {
+                return Handled::Abandoned;
+            }
             let error = match result {
                 Ok(()) => {
                     if !self.manual() {
@@ -191,7 +235,12 @@ impl Handler {
                 }
                 Err(e) => e,
             };
-            match self.on_error(std::slice::from_ref(&record), &error, attempt).await {
+            let one = std::slice::from_ref(&record);
+            let decision = self.decide(one, one, &error, attempt).await;
+            if self.transaction_failed() {
+                return Handled::Abandoned;
+            }
+            match decision {
                 ErrorDecision::Skip => {
                     // Recovered: handled for good, acknowledged or not.
                     self.observe.recovered(std::slice::from_ref(&record));
@@ -224,11 +273,19 @@ impl Handler {
             }
             let ctx =
                 self.context(|| records.iter().map(|r| (r.topic_arc().clone(), r.partition(), r.offset())).collect());
-            let result = match self.call(svc, Delivery::batch(records.clone(), ctx)).await {
-                None => return Handled::Abandoned,
-                Some(Ok(outcome)) => self.send_reply(outcome, None).await,
-                Some(Err(e)) => Err(e),
+            let work = async {
+                match self.call(svc, Delivery::batch(records.clone(), ctx)).await {
+                    None => None,
+                    Some(Ok(outcome)) => Some(self.send_reply(outcome, None).await),
+                    Some(Err(e)) => Some(Err(e)),
+                }
             };
+            let Some(result) = self.attempt(&records, work).await else {
+                return Handled::Abandoned;
+            };
+            if self.transaction_failed() {
+                return Handled::Abandoned;
+            }
             let error = match result {
                 Ok(()) => {
                     if !self.manual() {
@@ -238,10 +295,17 @@ impl Handler {
                 }
                 Err(e) => e,
             };
+            let transactional = self.txn.is_some();
             let delay = match split(&records, error) {
                 BatchFailure::Poison(i, error) => {
                     let bad = records[i].clone();
-                    match self.on_error(std::slice::from_ref(&bad), &error, 1).await {
+                    // Transactional: its offset commits with the rest of the batch; committing it alone could skip
+                    // records before it.
+                    let decision = self.decide(std::slice::from_ref(&bad), &[], &error, 1).await;
+                    if self.transaction_failed() {
+                        return Handled::Abandoned;
+                    }
+                    match decision {
                         ErrorDecision::Skip => {
                             self.observe.recovered(std::slice::from_ref(&bad));
                             self.complete(std::slice::from_ref(&bad));
@@ -252,14 +316,20 @@ impl Handler {
                     }
                 }
                 BatchFailure::Records(failed) => {
-                    let mut retry = Vec::with_capacity(failed.len());
+                    // Without transactions the records not named are handled for good and only the failed ones are
+                    // delivered again. With transactions the attempt's transaction was aborted, outputs of the
+                    // succeeded records included, so they stay in the batch and are delivered again with it; only
+                    // recovered records leave it.
+                    let mut retry = Vec::with_capacity(records.len());
                     let mut delay = Duration::ZERO;
                     let mut failed = failed.into_iter().peekable();
                     for (i, r) in records.iter().enumerate() {
                         let error = match failed.next_if(|(j, _)| *j == i) {
                             Some((_, e)) => e,
                             None => {
-                                if !self.manual() {
+                                if transactional {
+                                    retry.push(r.clone());
+                                } else if !self.manual() {
                                     self.complete(std::slice::from_ref(r));
                                 }
                                 continue;
@@ -267,7 +337,11 @@ impl Handler {
                         };
                         let n = record_attempts.entry((r.topic_arc().clone(), r.partition(), r.offset())).or_insert(0);
                         *n += 1;
-                        match self.on_error(std::slice::from_ref(r), &error, *n).await {
+                        let decision = self.decide(std::slice::from_ref(r), &[], &error, *n).await;
+                        if self.transaction_failed() {
+                            return Handled::Abandoned;
+                        }
+                        match decision {
                             ErrorDecision::Skip => {
                                 self.observe.recovered(std::slice::from_ref(r));
                                 self.complete(std::slice::from_ref(r));
@@ -284,17 +358,23 @@ impl Handler {
                     }
                     delay
                 }
-                BatchFailure::Whole(error) => match self.on_error(&records, &error, attempt).await {
-                    ErrorDecision::Skip => {
-                        self.observe.recovered(&records);
-                        self.complete(&records);
-                        return Handled::Done;
+                BatchFailure::Whole(error) => {
+                    let decision = self.decide(&records, &records, &error, attempt).await;
+                    if self.transaction_failed() {
+                        return Handled::Abandoned;
                     }
-                    ErrorDecision::Retry(delay) => {
-                        attempt += 1;
-                        delay
+                    match decision {
+                        ErrorDecision::Skip => {
+                            self.observe.recovered(&records);
+                            self.complete(&records);
+                            return Handled::Done;
+                        }
+                        ErrorDecision::Retry(delay) => {
+                            attempt += 1;
+                            delay
+                        }
                     }
-                },
+                }
             };
             if self.stopping() {
                 return Handled::Abandoned;
@@ -404,6 +484,8 @@ pub(crate) struct Worker {
     state: Arc<ConsumerState>,
     stop: watch::Receiver<Option<Instant>>,
     commands: mpsc::UnboundedReceiver<Command>,
+    /// Stops every consumer of the container (a transactional producer failed for good).
+    stop_container: Option<watch::Sender<Option<Instant>>>,
 }
 
 impl Worker {
@@ -415,7 +497,13 @@ impl Worker {
         stop: watch::Receiver<Option<Instant>>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Self {
-        Worker { spec, index, consumer: CloseGuard(Some(consumer)), state, stop, commands }
+        Worker { spec, index, consumer: CloseGuard(Some(consumer)), state, stop, commands, stop_container: None }
+    }
+
+    /// Lets this consumer stop the whole container.
+    pub(crate) fn stopping_container_with(mut self, stop: watch::Sender<Option<Instant>>) -> Self {
+        self.stop_container = Some(stop);
+        self
     }
 
     fn publish(&self, event: ContainerEvent) {
@@ -586,12 +674,23 @@ impl Worker {
         let spec = self.spec.clone();
         let mut commands = std::mem::replace(&mut self.commands, mpsc::unbounded_channel().1);
         let mut stop = self.stop.clone();
+        // A transactional consumer first fences its previous incarnation; if it cannot, it must not poll.
+        let stop_container = self.stop_container.take();
+        let (txn, txn_start_failed) =
+            match ListenerTransactions::start(&spec, self.index, &self.state.shared, stop_container).await {
+                Ok(t) => (t, false),
+                Err(()) => (None, true),
+            };
+        if txn.is_some() {
+            self.state.tracker.lock().set_transactional();
+        }
         let handler = Arc::new(Handler {
             spec: spec.clone(),
             tracker: self.state.tracker.clone(),
             consumer: self.consumer.0.as_ref().map(Arc::downgrade).unwrap_or_default(),
             stop: self.stop.clone(),
             observe: crate::observability::ListenerObserver::new(spec.listener_id.clone(), spec.group_id.clone()),
+            txn,
         });
         let lanes = (spec.ordering == Ordering::Key && !spec.batch)
             .then(|| Lanes::start(&handler, spec.key_concurrency, spec.max_poll_records.max(spec.key_concurrency) * 2));
@@ -616,7 +715,7 @@ impl Worker {
         tracing::debug!(listener = %id, consumer = self.index, "consumer started");
 
         loop {
-            if stop.borrow().is_some() {
+            if stop.borrow().is_some() || txn_start_failed || handler.transaction_failed() {
                 break;
             }
             // Wake up for idle events and time-based commits even when nothing arrives.
@@ -648,6 +747,9 @@ impl Worker {
                         Some(Command::Reconcile) => self.reconcile_pause(),
                         Some(Command::Seek { partition, position, reply }) => {
                             let r = self.seek(&partition, position, lanes.as_ref()).await;
+                            if let Some(t) = &handler.txn {
+                                t.forget(&partition);
+                            }
                             let _ = reply.send(r);
                         }
                         None => {}
@@ -727,6 +829,9 @@ impl Worker {
                     if handler.stopping() {
                         // Fetched but not begun: not committed, so the next owner handles it.
                         break;
+                    }
+                    if handler.txn.as_ref().is_some_and(|t| t.already_committed(&r)) {
+                        continue;
                     }
                     if let Some(gate) = spec.due_gate {
                         if !self.pass_due_gate(gate, &mut holds, &r) {
@@ -818,6 +923,10 @@ impl Worker {
     ) {
         if records.is_empty() || handler.stopping() {
             return;
+        }
+        let mut records = records;
+        if let Some(t) = &handler.txn {
+            records.retain(|r| !t.already_committed(r));
         }
         let mut keep = Vec::with_capacity(records.len());
         {
