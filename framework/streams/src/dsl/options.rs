@@ -1,0 +1,66 @@
+//! Options that name what an operator creates or say how its state is kept (Kafka's `Named`, `Materialized`,
+//! `Grouped`, `Repartitioned`). Key and value formats come from the types, so none of these carry serdes.
+
+use std::time::Duration;
+
+/// Names a processor (Kafka's `Named`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named(pub(crate) String);
+
+impl Named {
+    /// `Named::as_("name")`.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Named(name.into())
+    }
+}
+
+/// Names and configures the store of a table or aggregation (Kafka's `Materialized`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Materialized {
+    pub(crate) name: Option<String>,
+    pub(crate) logging: bool,
+    pub(crate) retention: Option<Duration>,
+}
+
+impl Materialized {
+    /// A store named `name`: queryable by that name, and its changelog is `<application.id>-<name>-changelog`.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Materialized { name: Some(name.into()), logging: true, retention: None }
+    }
+    /// A store with a generated name.
+    pub fn with_defaults() -> Self {
+        Materialized { name: None, logging: true, retention: None }
+    }
+    /// No changelog topic.
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.logging = false;
+        self
+    }
+    /// How long a windowed store keeps windows (at least window size + grace).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+}
+
+/// Names the repartition topic of a grouping (Kafka's `Grouped`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grouped(pub(crate) String);
+
+impl Grouped {
+    /// The repartition topic becomes `<application.id>-<name>-repartition`.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Grouped(name.into())
+    }
+}
+
+/// Names an explicit repartition topic (Kafka's `Repartitioned`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repartitioned(pub(crate) String);
+
+impl Repartitioned {
+    /// The topic becomes `<application.id>-<name>-repartition`.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Repartitioned(name.into())
+    }
+}
