@@ -25,19 +25,21 @@ impl Branched {
 }
 
 type Predicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
+/// Each branch: its predicate (`None`: the default branch) and its node's name.
+type BranchSpecs<K, V> = Arc<Mutex<Vec<(Option<Predicate<K, V>>, String)>>>;
 
 /// The branches of a split stream, as they are added.
 pub struct BranchedKStream<K, V> {
     stream: KStream<K, V>,
     prefix: String,
     node: usize,
-    specs: Arc<Mutex<Vec<(Option<Predicate<K, V>>, String)>>>,
+    specs: BranchSpecs<K, V>,
     branches: HashMap<String, KStream<K, V>>,
 }
 
 impl<K: Data, V: Data> BranchedKStream<K, V> {
     pub(crate) fn new(stream: &KStream<K, V>, prefix: String) -> Self {
-        let specs: Arc<Mutex<Vec<(Option<Predicate<K, V>>, String)>>> = Arc::new(Mutex::new(Vec::new()));
+        let specs: BranchSpecs<K, V> = Arc::new(Mutex::new(Vec::new()));
         let mut b = stream.b.borrow_mut();
         let name = if prefix.is_empty() { b.new_name("KSTREAM-BRANCH") } else { prefix.clone() };
         let read = specs.clone();

@@ -88,10 +88,14 @@ impl InternalBuilder {
     /// Declares a store, recording a duplicate as a build error.
     pub(crate) fn add_store(&mut self, builder: StoreBuilder) {
         let name = builder.name().to_owned();
-        if self.topology.stores.contains_key(&name) {
-            self.error(format!("a store named {name} already exists"));
-        } else {
-            self.topology.stores.insert(name, builder);
+        match self.topology.stores.entry(name) {
+            std::collections::btree_map::Entry::Occupied(e) => {
+                let message = format!("a store named {} already exists", e.key());
+                self.error(message);
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(builder);
+            }
         }
     }
 

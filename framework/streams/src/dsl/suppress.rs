@@ -36,11 +36,13 @@ impl Suppressed {
     }
 }
 
+type Buffered<K, V> = Record<Windowed<K>, Change<V>>;
+
 struct SuppressProcessor<K, V> {
     grace: i64,
     observed_stream_time: i64,
     /// Buffered updates by (window end, serialized key): the latest record and the value before the first one.
-    buffer: BTreeMap<(i64, Vec<u8>), Record<Windowed<K>, Change<V>>>,
+    buffer: BTreeMap<(i64, Vec<u8>), Buffered<K, V>>,
     _types: PhantomData<fn(K, V)>,
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use spate::{Decode, Encode, RecordPart};
 
-use super::{decode, encode_key, encode_value, join_timestamp, split_timestamp, ChangeLogger};
+use super::{decode, encode_key, encode_value, join_timestamp, split_timestamp, ChangeLogger, KeyValueEntries};
 use crate::StreamsError;
 
 /// A key-value store over bytes, ordered by key bytes. Ranges are inclusive at both ends, as Kafka's.
@@ -20,9 +20,9 @@ pub trait KeyValueBytesStore: Send {
     /// Removes `key`, returning its old value.
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError>;
     /// Entries with `from <= key <= to`, in key order.
-    fn range(&self, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StreamsError>;
+    fn range(&self, from: &[u8], to: &[u8]) -> Result<KeyValueEntries, StreamsError>;
     /// All entries in key order.
-    fn all(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StreamsError>;
+    fn all(&self) -> Result<KeyValueEntries, StreamsError>;
     /// Number of entries (exact for the built-in stores).
     fn approximate_num_entries(&self) -> Result<u64, StreamsError>;
     /// Makes writes durable (persistent stores).
@@ -52,13 +52,13 @@ impl KeyValueBytesStore for InMemoryKeyValueStore {
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
         Ok(self.map.remove(key))
     }
-    fn range(&self, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StreamsError> {
+    fn range(&self, from: &[u8], to: &[u8]) -> Result<KeyValueEntries, StreamsError> {
         if from > to {
             return Ok(Vec::new());
         }
         Ok(self.map.range(from.to_vec()..=to.to_vec()).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
-    fn all(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StreamsError> {
+    fn all(&self) -> Result<KeyValueEntries, StreamsError> {
         Ok(self.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
     fn approximate_num_entries(&self) -> Result<u64, StreamsError> {
@@ -215,7 +215,7 @@ impl<K: Encode + Decode, V: Encode + Decode> KeyValueStore<K, V> {
         self.decode_entries(&inner.name, entries)
     }
 
-    fn decode_entries(&self, name: &str, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<(K, V)>, StreamsError> {
+    fn decode_entries(&self, name: &str, entries: KeyValueEntries) -> Result<Vec<(K, V)>, StreamsError> {
         entries
             .into_iter()
             .map(|(k, v)| Ok((decode(name, &k, RecordPart::Key)?, self.decode_value(name, &v)?)))

@@ -22,6 +22,13 @@ pub use window::{InMemoryWindowStore, WindowBytesStore, WindowStore};
 
 use spate::{Decode, Encode, RecordPart};
 
+/// Key-value entries in bytes, in key order.
+pub type KeyValueEntries = Vec<(Vec<u8>, Vec<u8>)>;
+/// Window entries in bytes: key, window start, value.
+pub type WindowEntries = Vec<(Vec<u8>, i64, Vec<u8>)>;
+/// Session entries in bytes: key, session window, value.
+pub type SessionEntries = Vec<(Vec<u8>, crate::Window, Vec<u8>)>;
+
 use crate::StreamsError;
 
 /// Serializes a store key; a null key cannot be stored.

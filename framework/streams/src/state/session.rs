@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use spate::{Decode, Encode, RecordPart};
 
-use super::{decode, encode_key, encode_value, ChangeLogger};
+use super::{decode, encode_key, encode_value, ChangeLogger, SessionEntries};
 use crate::{StreamsError, Window, Windowed};
 
 /// A session store over bytes.
@@ -23,7 +23,7 @@ pub trait SessionBytesStore: Send {
     /// Stores (`Some`) or removes (`None`) the session `window` of `key`.
     fn put(&mut self, key: &[u8], window: Window, value: Option<&[u8]>) -> Result<(), StreamsError>;
     /// Every live session of every key.
-    fn all(&self) -> Result<Vec<(Vec<u8>, Window, Vec<u8>)>, StreamsError>;
+    fn all(&self) -> Result<SessionEntries, StreamsError>;
 }
 
 /// Kafka's `InMemorySessionStore`.
@@ -78,7 +78,7 @@ impl SessionBytesStore for InMemorySessionStore {
         Ok(())
     }
 
-    fn all(&self) -> Result<Vec<(Vec<u8>, Window, Vec<u8>)>, StreamsError> {
+    fn all(&self) -> Result<SessionEntries, StreamsError> {
         let min_live = self.min_live_end();
         Ok(self
             .map

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use spate::{Decode, Encode, RecordPart};
 
-use super::{decode, encode_key, encode_value, join_timestamp, split_timestamp, ChangeLogger};
+use super::{decode, encode_key, encode_value, join_timestamp, split_timestamp, ChangeLogger, WindowEntries};
 use crate::{StreamsError, Window, Windowed};
 
 /// A window store over bytes.
@@ -20,9 +20,9 @@ pub trait WindowBytesStore: Send {
     /// `key`'s values in windows starting in `[time_from, time_to]`, by start time.
     fn fetch_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<Vec<(i64, Vec<u8>)>, StreamsError>;
     /// All keys' values in windows starting in `[time_from, time_to]`.
-    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<Vec<(Vec<u8>, i64, Vec<u8>)>, StreamsError>;
+    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowEntries, StreamsError>;
     /// Every live entry.
-    fn all(&self) -> Result<Vec<(Vec<u8>, i64, Vec<u8>)>, StreamsError>;
+    fn all(&self) -> Result<WindowEntries, StreamsError>;
 }
 
 /// Kafka's `InMemoryWindowStore`: windows older than the retention period (by the latest start seen) are dropped,
@@ -100,7 +100,7 @@ impl WindowBytesStore for InMemoryWindowStore {
             .collect())
     }
 
-    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<Vec<(Vec<u8>, i64, Vec<u8>)>, StreamsError> {
+    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowEntries, StreamsError> {
         let from = time_from.max(self.min_live_time());
         Ok(self
             .map
@@ -110,7 +110,7 @@ impl WindowBytesStore for InMemoryWindowStore {
             .collect())
     }
 
-    fn all(&self) -> Result<Vec<(Vec<u8>, i64, Vec<u8>)>, StreamsError> {
+    fn all(&self) -> Result<WindowEntries, StreamsError> {
         self.fetch_all(i64::MIN, i64::MAX)
     }
 }

@@ -10,6 +10,8 @@ use spate::{Encode, Headers};
 use super::driver::DriverState;
 use crate::{ConsumedRecord, KeyValue, StreamsError};
 
+type EncodedPair = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// An input topic of a [`TopologyTestDriver`](super::TopologyTestDriver).
 pub struct TestInputTopic<K, V> {
     state: Rc<RefCell<DriverState>>,
@@ -54,7 +56,7 @@ impl<K: Encode, V: Encode> TestInputTopic<K, V> {
         self.state.borrow_mut().pipe(record)
     }
 
-    fn encode_kv(&self, key: &K, value: &V) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), StreamsError> {
+    fn encode_kv(&self, key: &K, value: &V) -> Result<EncodedPair, StreamsError> {
         let node = format!("input topic {}", self.topic);
         let k = key.encode().map_err(|source| StreamsError::Serialization { node: node.clone(), source })?;
         let v = value.encode().map_err(|source| StreamsError::Serialization { node, source })?;
