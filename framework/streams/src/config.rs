@@ -23,12 +23,15 @@ pub enum DeserializationHandler {
     LogAndContinue,
 }
 
-/// Where DSL operators keep their state unless `Materialized` says otherwise (`default.dsl.store`).
+/// Where a DSL operator keeps its state (Kafka's `Materialized.StoreType`): in memory unless
+/// [`Materialized::with_store_type`](crate::Materialized::with_store_type) says otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DslStoreType {
     /// In memory, rebuilt from the changelog on start.
     #[default]
     InMemory,
+    /// On disk (redb), kept across restarts.
+    Persistent,
 }
 
 /// Settings of a streams application.
@@ -54,8 +57,6 @@ pub struct StreamsConfig {
     pub num_standby_replicas: u32,
     /// `default.deserialization.exception.handler`.
     pub deserialization_handler: DeserializationHandler,
-    /// `default.dsl.store`.
-    pub default_dsl_store: DslStoreType,
 }
 
 impl StreamsConfig {
@@ -69,7 +70,6 @@ impl StreamsConfig {
             state_dir: std::env::temp_dir().join("spate-streams"),
             num_standby_replicas: 0,
             deserialization_handler: DeserializationHandler::LogAndFail,
-            default_dsl_store: DslStoreType::InMemory,
         }
     }
     /// `bootstrap.servers`.

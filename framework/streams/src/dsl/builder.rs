@@ -102,7 +102,11 @@ impl InternalBuilder {
     /// Declares the timestamped key-value store a table or aggregation materializes into.
     pub(crate) fn materialize_kv(&mut self, materialized: &Materialized, prefix: &str) -> String {
         let name = materialized.name.clone().unwrap_or_else(|| self.new_name(prefix));
-        let mut builder = Stores::timestamped_key_value_store_builder(Stores::in_memory_key_value_store(&name));
+        let supplier = match materialized.store_type {
+            crate::DslStoreType::InMemory => Stores::in_memory_key_value_store(&name),
+            crate::DslStoreType::Persistent => Stores::persistent_key_value_store(&name),
+        };
+        let mut builder = Stores::timestamped_key_value_store_builder(supplier);
         if !materialized.logging {
             builder = builder.with_logging_disabled();
         }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::DslStoreType;
+
 /// Names a processor (Kafka's `Named`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Named(pub(crate) String);
@@ -15,21 +17,33 @@ impl Named {
 }
 
 /// Names and configures the store of a table or aggregation (Kafka's `Materialized`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Materialized {
     pub(crate) name: Option<String>,
     pub(crate) logging: bool,
     pub(crate) retention: Option<Duration>,
+    pub(crate) store_type: DslStoreType,
+}
+
+impl Default for Materialized {
+    fn default() -> Self {
+        Materialized::with_defaults()
+    }
 }
 
 impl Materialized {
     /// A store named `name`: queryable by that name, and its changelog is `<application.id>-<name>-changelog`.
     pub fn as_(name: impl Into<String>) -> Self {
-        Materialized { name: Some(name.into()), logging: true, retention: None }
+        Materialized { name: Some(name.into()), logging: true, retention: None, store_type: DslStoreType::InMemory }
     }
     /// A store with a generated name.
     pub fn with_defaults() -> Self {
-        Materialized { name: None, logging: true, retention: None }
+        Materialized { name: None, logging: true, retention: None, store_type: DslStoreType::InMemory }
+    }
+    /// In memory (the default here) or persistent (redb) — key-value stores only so far.
+    pub fn with_store_type(mut self, store_type: DslStoreType) -> Self {
+        self.store_type = store_type;
+        self
     }
     /// No changelog topic.
     pub fn with_logging_disabled(mut self) -> Self {

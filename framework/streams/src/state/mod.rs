@@ -3,6 +3,7 @@
 
 mod changelog;
 mod key_value;
+mod persistent;
 mod session;
 mod store_builder;
 mod value_and_timestamp;
@@ -11,6 +12,7 @@ mod window;
 pub(crate) use changelog::ChangeLogger;
 pub use changelog::{changelog_topic, ChangelogHook, ChangelogRecord};
 pub use key_value::{InMemoryKeyValueStore, KeyValueBytesStore, KeyValueStore};
+pub use persistent::RedbKeyValueStore;
 pub use session::{InMemorySessionStore, SessionBytesStore, SessionStore};
 pub use store_builder::{
     KeyValueBytesStoreSupplier, SessionBytesStoreSupplier, StoreBuilder, StoreContext, StoreHandle, StoreKind, Stores,

@@ -82,6 +82,16 @@ impl Stores {
         KeyValueBytesStoreSupplier::new(name, |_| Ok(Box::new(InMemoryKeyValueStore::default())))
     }
 
+    /// A persistent key-value store on redb, in `<state.dir>/<application.id>/<task>/<name>.redb`.
+    pub fn persistent_key_value_store(name: impl Into<String>) -> KeyValueBytesStoreSupplier {
+        let name = name.into();
+        let file = format!("{name}.redb");
+        KeyValueBytesStoreSupplier::new(name.clone(), move |ctx| {
+            let path = ctx.state_dir.join(&ctx.application_id).join(&ctx.task_id).join(&file);
+            Ok(Box::new(super::RedbKeyValueStore::open(&name, &path)?))
+        })
+    }
+
     /// An in-memory window store keeping windows of `window_size` for `retention`.
     pub fn in_memory_window_store(
         name: impl Into<String>,

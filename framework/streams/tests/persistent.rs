@@ -1,0 +1,41 @@
+#![allow(clippy::unwrap_used)]
+//! The persistent (redb) store behind a DSL aggregation, through the test driver.
+
+use spate_streams::{DslStoreType, Materialized, StreamsBuilder, StreamsConfig, TopologyTestDriver};
+
+fn topology() -> spate_streams::Topology {
+    let b = StreamsBuilder::new();
+    b.stream::<String, String>("in")
+        .group_by_key()
+        .count_with(Materialized::as_("counts").with_store_type(DslStoreType::Persistent))
+        .to_stream()
+        .to("out");
+    b.build()
+}
+
+#[test]
+fn a_persistent_count_store_keeps_its_state_when_the_application_restarts_on_the_same_state_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StreamsConfig::new("app").state_dir(dir.path());
+    {
+        let d = TopologyTestDriver::new(topology(), config.clone()).unwrap();
+        let input = d.create_input_topic::<String, String>("in");
+        input.pipe_input("a".into(), "x".into()).unwrap();
+        input.pipe_input("a".into(), "x".into()).unwrap();
+        d.close();
+    }
+    assert!(dir.path().join("app").join("0_0").join("counts.redb").exists());
+    let d = TopologyTestDriver::new(topology(), config).unwrap();
+    d.create_input_topic::<String, String>("in").pipe_input("a".into(), "x".into()).unwrap();
+    assert_eq!(d.create_output_topic::<String, Option<i64>>("out").read_value().unwrap(), Some(3));
+    assert_eq!(d.get_key_value_store::<String, i64>("counts").unwrap().get(&"a".into()).unwrap(), Some(3));
+}
+
+#[test]
+fn a_persistent_store_still_logs_every_write_to_its_changelog() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TopologyTestDriver::new(topology(), StreamsConfig::new("app").state_dir(dir.path())).unwrap();
+    d.create_input_topic::<String, String>("in").pipe_input_with_timestamp("a".into(), "x".into(), 9).unwrap();
+    let r = d.create_output_topic::<String, i64>("app-counts-changelog").read_record().unwrap();
+    assert_eq!((r.key.as_str(), r.value, r.timestamp), ("a", 1, 9));
+}
