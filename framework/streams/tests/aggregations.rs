@@ -197,3 +197,61 @@ fn a_duplicate_store_name_is_reported_when_the_driver_is_created() {
     let err = TopologyTestDriver::new(b.build(), StreamsConfig::new("app")).err().unwrap();
     assert!(err.to_string().contains("same"), "{err}");
 }
+
+#[test]
+fn a_grouped_table_count_moves_an_entry_between_groups_when_its_value_changes() {
+    let b = StreamsBuilder::new();
+    b.table::<String, String>("user-regions")
+        .group_by(|_, region| (region.clone(), String::new()))
+        .count_with(Materialized::as_("users-per-region"))
+        .to_stream()
+        .to("out");
+    let d = driver(&b);
+    let input = d.create_input_topic::<String, String>("user-regions");
+    input.pipe_input("alice".into(), "eu".into()).unwrap();
+    input.pipe_input("bob".into(), "eu".into()).unwrap();
+    input.pipe_input("alice".into(), "us".into()).unwrap(); // eu loses alice, us gains her
+    input.pipe_tombstone("bob".into(), 0).unwrap(); // eu loses bob
+    let out = d.create_output_topic::<String, Option<i64>>("out").read_key_values_to_list().unwrap();
+    let expected: Vec<_> = [("eu", 1), ("eu", 2), ("eu", 1), ("us", 1), ("eu", 0)]
+        .iter()
+        .map(|(k, v)| KeyValue::pair(k.to_string(), Some(*v)))
+        .collect();
+    assert_eq!(out, expected);
+    let store = d.get_key_value_store::<String, i64>("users-per-region").unwrap();
+    assert_eq!((store.get(&"eu".into()).unwrap(), store.get(&"us".into()).unwrap()), (Some(0), Some(1)));
+}
+
+#[test]
+fn a_grouped_table_aggregate_applies_the_subtractor_before_the_adder_for_an_update_within_a_group() {
+    let b = StreamsBuilder::new();
+    b.table::<String, i64>("balances")
+        .group_by(|_, v| ("total".to_string(), *v))
+        .aggregate(|| 0i64, |_, v, agg| agg + v, |_, v, agg| agg - v)
+        .to_stream()
+        .to("out");
+    let d = driver(&b);
+    let input = d.create_input_topic::<String, i64>("balances");
+    input.pipe_input("a".into(), 10).unwrap();
+    input.pipe_input("b".into(), 5).unwrap();
+    input.pipe_input("a".into(), 3).unwrap(); // same group: one update, 15 - 10 + 3
+    let out = d.create_output_topic::<String, Option<i64>>("out").read_values_to_list().unwrap();
+    assert_eq!(out, vec![Some(10), Some(15), Some(8)]);
+}
+
+#[test]
+fn a_grouped_table_reduce_adds_and_subtracts_values() {
+    let b = StreamsBuilder::new();
+    b.table::<String, i64>("stock")
+        .group_by(|k, v| (k.split('/').next().unwrap_or_default().to_string(), *v))
+        .reduce(|a, v| a + v, |a, v| a - v)
+        .to_stream()
+        .to("out");
+    let d = driver(&b);
+    let input = d.create_input_topic::<String, i64>("stock");
+    input.pipe_input("shop1/apples".into(), 4).unwrap();
+    input.pipe_input("shop1/pears".into(), 6).unwrap();
+    input.pipe_input("shop1/apples".into(), 1).unwrap();
+    let out = d.create_output_topic::<String, Option<i64>>("out").read_values_to_list().unwrap();
+    assert_eq!(out, vec![Some(4), Some(10), Some(7)]);
+}
