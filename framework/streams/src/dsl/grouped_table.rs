@@ -127,8 +127,9 @@ impl<K: Encode + Decode + Data, V: Encode + Decode + Data> KGroupedTable<K, V> {
         let mut bm = b.borrow_mut();
         let store = bm.materialize_kv(&materialized, "KTABLE-AGGREGATE-STATE-STORE");
         let name = bm.new_name("KTABLE-AGGREGATE");
-        let (init, add, sub): (Init<VA>, Fold<K, V, VA>, Fold<K, V, VA>) =
-            (Arc::new(initializer), Arc::new(adder), Arc::new(subtractor));
+        let init: Init<VA> = Arc::new(initializer);
+        let add: Fold<K, V, VA> = Arc::new(adder);
+        let sub: Fold<K, V, VA> = Arc::new(subtractor);
         let s = store.clone();
         let node =
             bm.add_processor::<K, Change<V>, K, Change<VA>, _>(name, &[self.repartitioned.node], move |_: &NodeDef| {
