@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use spate_streams::{
-    BufferConfig, Materialized, SessionWindows, StreamsBuilder, StreamsConfig, Suppressed, TimeWindows,
+    BufferConfig, Materialized, SessionWindows, SlidingWindows, StreamsBuilder, StreamsConfig, Suppressed, TimeWindows,
     TopologyTestDriver,
 };
 
@@ -199,4 +199,55 @@ fn session_aggregate_uses_the_merger_for_bridged_sessions() {
         input.pipe_input_with_timestamp("a".into(), v, ts).unwrap();
     }
     assert_eq!(results(&d), pairs(&[("a@0-0", Some(1)), ("a@20-20", Some(10)), ("a@0-20", Some(111))]));
+}
+
+fn sliding_count(grace: u64) -> TopologyTestDriver {
+    let b = StreamsBuilder::new();
+    b.stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(ms(10), ms(grace)))
+        .count()
+        .to_stream()
+        .map(|k, v| (label(k), *v))
+        .to("out");
+    TopologyTestDriver::new(b.build(), StreamsConfig::new("app")).unwrap()
+}
+
+#[test]
+fn sliding_windows_create_a_left_window_per_record_and_a_right_window_once_a_later_record_falls_in_it() {
+    let d = sliding_count(100);
+    let input = d.create_input_topic::<String, String>("in");
+    for ts in [10, 15, 30] {
+        input.pipe_input_with_timestamp("a".into(), "x".into(), ts).unwrap();
+    }
+    assert_eq!(
+        results(&d),
+        pairs(&[("a@0-10", Some(1)), ("a@11-21", Some(1)), ("a@5-15", Some(2)), ("a@20-30", Some(1))])
+    );
+}
+
+#[test]
+fn sliding_windows_place_an_out_of_order_record_in_every_window_that_holds_it() {
+    let d = sliding_count(100);
+    let input = d.create_input_topic::<String, String>("in");
+    for ts in [10, 15] {
+        input.pipe_input_with_timestamp("a".into(), "x".into(), ts).unwrap();
+    }
+    results(&d);
+    input.pipe_input_with_timestamp("a".into(), "x".into(), 12).unwrap();
+    assert_eq!(
+        results(&d),
+        pairs(&[("a@5-15", Some(3)), ("a@11-21", Some(2)), ("a@2-12", Some(2)), ("a@13-23", Some(1))])
+    );
+}
+
+#[test]
+fn sliding_windows_drop_a_record_whose_windows_all_closed() {
+    let d = sliding_count(5);
+    let input = d.create_input_topic::<String, String>("in");
+    input.pipe_input_with_timestamp("a".into(), "x".into(), 100).unwrap();
+    input.pipe_input_with_timestamp("b".into(), "x".into(), 84).unwrap(); // 84 + 1 + 10 <= 100 - 5: dropped
+    input.pipe_input_with_timestamp("b".into(), "x".into(), 90).unwrap(); // its left window [80,90] has closed
+    input.pipe_input_with_timestamp("b".into(), "x".into(), 96).unwrap(); // [86,96] is still open
+    assert_eq!(results(&d), pairs(&[("a@90-100", Some(1)), ("b@86-96", Some(1))]));
 }

@@ -171,6 +171,14 @@ impl<K: Encode + Decode + Data, V: Encode + Decode + Data> KGroupedStream<K, V> 
         }
     }
 
+    /// Aggregates per key and sliding window.
+    pub fn windowed_by_sliding(&self, windows: super::SlidingWindows) -> super::SlidingWindowedKStream<K, V> {
+        super::SlidingWindowedKStream {
+            grouped: KGroupedStream::new(self.stream.clone(), self.repartition_name.clone()),
+            windows,
+        }
+    }
+
     /// Aggregates per key and session.
     pub fn windowed_by_session(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
         SessionWindowedKStream {

@@ -25,5 +25,5 @@ pub use kstream::KStream;
 pub use ktable::KTable;
 pub use options::{Grouped, Materialized, Named, Repartitioned};
 pub use suppress::{BufferConfig, Suppressed};
-pub use windowed_stream::{SessionWindowedKStream, TimeWindowedKStream};
+pub use windowed_stream::{SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream};
 pub use windows::{JoinWindows, SessionWindows, SlidingWindows, TimeWindows};

@@ -57,8 +57,9 @@ impl TimeWindows {
     }
 }
 
-/// Windows of records no more than `time_difference` apart (Kafka's `SlidingWindows`). Declared for API parity;
-/// sliding-window aggregation is not implemented yet.
+/// Windows of records no more than `time_difference` apart (Kafka's `SlidingWindows`): windows `[start, start +
+/// difference]`, inclusive at both ends, that exist only where records are — each record's left window
+/// `[t - difference, t]` and, once a later record falls in it, its right window `[t + 1, t + 1 + difference]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlidingWindows {
     /// Maximum time difference (ms).
@@ -71,6 +72,10 @@ impl SlidingWindows {
     /// `SlidingWindows::of_time_difference_and_grace(difference, grace)`.
     pub fn of_time_difference_and_grace(difference: Duration, grace: Duration) -> Self {
         SlidingWindows { time_difference: ms(difference), grace: ms(grace) }
+    }
+    /// Sliding windows without grace: late records are dropped.
+    pub fn of_time_difference_without_grace(difference: Duration) -> Self {
+        SlidingWindows { time_difference: ms(difference), grace: 0 }
     }
 }
 
