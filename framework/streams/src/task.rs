@@ -227,6 +227,14 @@ impl StreamTask {
         self.core.stores.get(name).cloned()
     }
 
+    /// Makes a global store (built once per instance and fed by the global task) readable by this task's
+    /// processors. Call before [`init`](Self::init).
+    pub fn add_global_store(&mut self, store: StoreHandle) {
+        let name = store.name();
+        self.core.global_stores.insert(name.clone());
+        self.core.stores.insert(name, store);
+    }
+
     /// Stream time (the largest timestamp processed; `-1` before the first record).
     pub fn stream_time(&self) -> i64 {
         self.core.stream_time.max(-1)

@@ -347,6 +347,46 @@ impl Topology {
         groups.into_values().collect()
     }
 
+    /// The topics each sub-topology (in [`subtopologies`](Self::subtopologies) order) reads, full names.
+    pub fn subtopology_source_topics(&self, application_id: &str) -> Vec<Vec<String>> {
+        self.subtopologies()
+            .iter()
+            .map(|nodes| {
+                let mut topics: Vec<String> = nodes
+                    .iter()
+                    .filter_map(|i| match &self.nodes[*i].kind {
+                        NodeKind::Source(ts) => Some(ts.iter().map(|t| t.full_name(application_id))),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                topics.sort();
+                topics
+            })
+            .collect()
+    }
+
+    /// The nodes that maintain global stores (run by one global task per instance, over all partitions).
+    pub fn global_nodes(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|i| self.nodes[*i].global).collect()
+    }
+
+    /// Topics read into global stores.
+    pub fn global_source_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.global)
+            .filter_map(|n| match &n.kind {
+                NodeKind::Source(ts) => Some(ts.iter().map(|t| t.name.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        topics.sort();
+        topics
+    }
+
     /// The topology as Kafka's `TopologyDescription` prints it.
     pub fn describe(&self) -> TopologyDescription {
         TopologyDescription { text: self.render() }

@@ -341,3 +341,63 @@ fn window_and_session_stores_fetch_by_time_and_expire_after_retention() {
     let out = d.create_output_topic::<String, String>("out").read_values_to_list().unwrap();
     assert_eq!(out, vec!["[1] 1", "[1, 2] 2", "[3] 1"]);
 }
+
+#[test]
+fn tasks_run_one_subtopology_each_and_read_global_stores_handed_to_them() {
+    let b = StreamsBuilder::new();
+    let products = b.global_table::<String, String>("products");
+    b.stream::<String, String>("orders")
+        .select_key(|_, v| v.clone())
+        .repartition()
+        .join_global(&products, |k, _| k.clone(), |v, name| format!("{v}:{name}"))
+        .to("out");
+    let topology = b.build();
+    let config = StreamsConfig::new("app");
+    let subs = topology.subtopologies();
+    assert_eq!(subs.len(), 2);
+    let sources = topology.subtopology_source_topics("app");
+    assert_eq!(sources[0], vec!["orders".to_string()]);
+    assert!(sources[1][0].starts_with("app-KSTREAM-REPARTITION-") && sources[1][0].ends_with("-repartition"));
+    assert_eq!(topology.global_source_topics(), vec!["products".to_string()]);
+
+    // The global task fills the global store; the second sub-topology's task reads it.
+    let globals = topology.global_nodes();
+    let mut global_task =
+        StreamTask::new(&topology, TaskId { subtopology: u32::MAX, partition: -1 }, &config, Some(&globals)).unwrap();
+    let mut sink = Vec::new();
+    let raw = |topic: &str, k: &str, v: &str| ConsumedRecord {
+        topic: topic.into(),
+        partition: 0,
+        offset: 0,
+        timestamp: 1,
+        key: Some(k.as_bytes().to_vec()),
+        value: Some(v.as_bytes().to_vec()),
+        headers: spate::Headers::new(),
+    };
+    global_task.process(raw("products", "p1", "lamp"), &mut sink).unwrap();
+    let store = global_task.store(products.queryable_store_name()).unwrap();
+    assert_eq!(store.key_value_store::<String, String>().unwrap().get(&"p1".into()).unwrap(), Some("lamp".into()));
+
+    let mut first =
+        StreamTask::new(&topology, TaskId { subtopology: 0, partition: 0 }, &config, Some(&subs[0])).unwrap();
+    let mut out = Vec::new();
+    first.process(raw("orders", "o1", "p1"), &mut out).unwrap();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].topic.ends_with("-repartition"));
+
+    let mut second =
+        StreamTask::new(&topology, TaskId { subtopology: 1, partition: 0 }, &config, Some(&subs[1])).unwrap();
+    second.add_global_store(store);
+    let repartitioned = ConsumedRecord {
+        topic: out[0].topic.clone(),
+        partition: 0,
+        offset: 0,
+        timestamp: out[0].timestamp,
+        key: out[0].key.clone(),
+        value: out[0].value.clone(),
+        headers: out[0].headers.clone(),
+    };
+    let mut joined = Vec::new();
+    second.process(repartitioned, &mut joined).unwrap();
+    assert_eq!((joined[0].topic.as_str(), joined[0].value.as_deref()), ("out", Some(&b"p1:lamp"[..])));
+}

@@ -251,3 +251,22 @@ fn sliding_windows_drop_a_record_whose_windows_all_closed() {
     input.pipe_input_with_timestamp("b".into(), "x".into(), 96).unwrap(); // [86,96] is still open
     assert_eq!(results(&d), pairs(&[("a@90-100", Some(1)), ("b@86-96", Some(1))]));
 }
+
+#[test]
+fn session_reduce_combines_values_of_merged_sessions() {
+    let b = StreamsBuilder::new();
+    b.stream::<String, i64>("in")
+        .group_by_key()
+        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(ms(10), ms(100)))
+        .reduce(|a, b| a.max(b).to_owned())
+        .to_stream()
+        .filter(|_, v| v.is_some())
+        .map(|k, v| (label(k), *v))
+        .to("out");
+    let d = TopologyTestDriver::new(b.build(), StreamsConfig::new("app")).unwrap();
+    let input = d.create_input_topic::<String, i64>("in");
+    for (ts, v) in [(0, 7), (20, 3), (10, 5)] {
+        input.pipe_input_with_timestamp("a".into(), v, ts).unwrap();
+    }
+    assert_eq!(results(&d), pairs(&[("a@0-0", Some(7)), ("a@20-20", Some(3)), ("a@0-20", Some(7))]));
+}

@@ -225,6 +225,27 @@ impl<K: Encode + Decode + Data, V: Encode + Decode + Data> SessionWindowedKStrea
         self.aggregate_with(|| 0i64, |_, _, n| n + 1, |_, a, b| a + b, Materialized::with_defaults())
     }
 
+    /// Reduces the values per session (merged sessions combine with the same reducer).
+    pub fn reduce(&self, reducer: impl Fn(&V, &V) -> V + Send + Sync + 'static) -> KTable<Windowed<K>, V> {
+        let reducer = Arc::new(reducer);
+        let merge = reducer.clone();
+        let t = self.aggregate_with(
+            || None::<V>,
+            move |_, v, agg: Option<V>| {
+                Some(match agg {
+                    None => v.clone(),
+                    Some(a) => reducer(&a, v),
+                })
+            },
+            move |_, a: Option<V>, b: Option<V>| match (a, b) {
+                (Some(a), Some(b)) => Some(merge(&a, &b)),
+                (a, b) => a.or(b),
+            },
+            Materialized::with_defaults(),
+        );
+        t.map_values_unmaterialized_some()
+    }
+
     /// Folds values per session; `merger` combines the aggregates of two sessions a record bridges.
     pub fn aggregate<VA: Encode + Decode + Data>(
         &self,

@@ -272,6 +272,42 @@ impl StoreHandle {
         }
     }
 
+    /// A typed view of a key-value store (plain values also for timestamped stores), for interactive queries.
+    pub fn key_value_store<K: spate::Encode + spate::Decode, V: spate::Encode + spate::Decode>(
+        &self,
+    ) -> Option<super::KeyValueStore<K, V>> {
+        match self {
+            StoreHandle::KeyValue(s) => {
+                let plain = s.lock().timestamped;
+                Some(super::KeyValueStore::new(s.clone(), plain))
+            }
+            _ => None,
+        }
+    }
+
+    /// A typed view of a window store (plain values also for timestamped stores).
+    pub fn window_store<K: spate::Encode + spate::Decode, V: spate::Encode + spate::Decode>(
+        &self,
+    ) -> Option<super::WindowStore<K, V>> {
+        match self {
+            StoreHandle::Window(s) => {
+                let plain = s.lock().timestamped;
+                Some(super::WindowStore::new(s.clone(), plain))
+            }
+            _ => None,
+        }
+    }
+
+    /// A typed view of a session store.
+    pub fn session_store<K: spate::Encode + spate::Decode + Clone, V: spate::Encode + spate::Decode>(
+        &self,
+    ) -> Option<super::SessionStore<K, V>> {
+        match self {
+            StoreHandle::Session(s) => Some(super::SessionStore::new(s.clone())),
+            _ => None,
+        }
+    }
+
     /// Flushes a persistent store.
     pub fn flush(&self) -> Result<(), StreamsError> {
         match self {
