@@ -270,3 +270,53 @@ fn session_reduce_combines_values_of_merged_sessions() {
     }
     assert_eq!(results(&d), pairs(&[("a@0-0", Some(7)), ("a@20-20", Some(3)), ("a@0-20", Some(7))]));
 }
+
+fn suppressed_counts() -> spate_streams::Topology {
+    let b = StreamsBuilder::new();
+    b.stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_and_grace(ms(10), ms(5)))
+        .count()
+        .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
+        .to_stream()
+        .map(|k, v| (label(k), *v))
+        .to("out");
+    b.build()
+}
+
+#[test]
+fn a_suppression_buffer_restored_from_its_changelog_still_emits_the_final_result() {
+    let first = TopologyTestDriver::new(suppressed_counts(), StreamsConfig::new("app")).unwrap();
+    let input = first.create_input_topic::<String, String>("in");
+    for ts in [1, 3, 12] {
+        input.pipe_input_with_timestamp("a".into(), "x".into(), ts).unwrap();
+    }
+    let mut changelogs = Vec::new();
+    for topic in first.produced_topic_names().into_iter().filter(|t| t.ends_with("-changelog")) {
+        let store = topic.trim_start_matches("app-").trim_end_matches("-changelog").to_string();
+        let records: Vec<spate_streams::ProducedRecord> = first
+            .create_output_topic::<Vec<u8>, Option<Vec<u8>>>(&topic)
+            .read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| spate_streams::ProducedRecord {
+                topic: topic.clone(),
+                partition: Some(0),
+                key: Some(r.key),
+                value: r.value,
+                timestamp: r.timestamp,
+                headers: r.headers,
+            })
+            .collect();
+        changelogs.push((store, records));
+    }
+    assert!(changelogs.iter().any(|(s, _)| s.starts_with("KTABLE-SUPPRESS-STATE-STORE")), "{changelogs:?}");
+    first.close();
+
+    let second = TopologyTestDriver::new(suppressed_counts(), StreamsConfig::new("app")).unwrap();
+    for (store, records) in &changelogs {
+        second.restore(store, records).unwrap();
+    }
+    second.create_input_topic::<String, String>("in").pipe_input_with_timestamp("b".into(), "x".into(), 15).unwrap();
+    assert_eq!(results(&second), pairs(&[("a@0-10", Some(2))]));
+}
