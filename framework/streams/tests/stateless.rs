@@ -117,13 +117,35 @@ fn unnamed_branches_are_numbered_from_one_and_unmatched_records_are_dropped_with
     let b = StreamsBuilder::new();
     let branches = b.stream::<String, i64>("in").split().branch(|_, v| *v > 0, Branched::unnamed()).no_default_branch();
     let (name, stream) = branches.into_iter().next().unwrap();
-    assert!(name.ends_with("-1"), "{name}");
+    assert_eq!(name, "KSTREAM-BRANCH-00000000011", "Kafka appends the position to the split's generated name");
     stream.to("positive");
     let d = driver(&b);
     let input = d.create_input_topic::<String, i64>("in");
     input.pipe_input("k".into(), -1).unwrap();
     input.pipe_input("k".into(), 1).unwrap();
     assert_eq!(d.create_output_topic::<String, i64>("positive").read_values_to_list().unwrap(), vec![1]);
+}
+
+#[test]
+fn branches_can_be_transformed_by_a_function_or_consumed() {
+    let b = StreamsBuilder::new();
+    let branches = b
+        .stream::<String, i64>("in")
+        .split_named(Named::as_("n-"))
+        .branch(|_, v| *v < 0, Branched::with_consumer(|s| s.to("negative")).with_name("neg"))
+        .branch(|_, v| *v == 0, Branched::with_function(|s| s.map_values(|_| 100)).with_name("zero"))
+        .default_branch();
+    let mut names: Vec<&String> = branches.keys().collect();
+    names.sort();
+    assert_eq!(names, vec!["n-0", "n-zero"], "a consumed branch is not in the map");
+    branches["n-zero"].to("zero");
+    let d = driver(&b);
+    let input = d.create_input_topic::<String, i64>("in");
+    for v in [-1, 0, 5] {
+        input.pipe_input("k".into(), v).unwrap();
+    }
+    assert_eq!(d.create_output_topic::<String, i64>("negative").read_values_to_list().unwrap(), vec![-1]);
+    assert_eq!(d.create_output_topic::<String, i64>("zero").read_values_to_list().unwrap(), vec![100]);
 }
 
 #[test]

@@ -9,18 +9,47 @@ use parking_lot::Mutex;
 use super::KStream;
 use crate::{Data, ProcessorContext, Record};
 
-/// Names a branch (Kafka's `Branched`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Branched(Option<String>);
+type Chain<K, V> = Box<dyn FnOnce(KStream<K, V>) -> Option<KStream<K, V>>>;
 
-impl Branched {
-    /// A branch named `name` (its key in the returned map is the split prefix followed by `name`).
+/// Names a branch and optionally applies a function to it (Kafka's `Branched`).
+pub struct Branched<K, V> {
+    name: Option<String>,
+    chain: Option<Chain<K, V>>,
+}
+
+impl<K, V> Default for Branched<K, V> {
+    fn default() -> Self {
+        Branched { name: None, chain: None }
+    }
+}
+
+impl<K: Data, V: Data> Branched<K, V> {
+    /// A branch named `name` (its key in the returned map is the split's name followed by `name`).
     pub fn as_(name: impl Into<String>) -> Self {
-        Branched(Some(name.into()))
+        Branched { name: Some(name.into()), chain: None }
     }
     /// A branch named by its position (`1`, `2`, ...; the default branch is `0`).
     pub fn unnamed() -> Self {
-        Branched(None)
+        Branched::default()
+    }
+    /// A branch transformed by `f`; the map holds what `f` returns.
+    pub fn with_function(f: impl FnOnce(KStream<K, V>) -> KStream<K, V> + 'static) -> Self {
+        Branched { name: None, chain: Some(Box::new(move |s| Some(f(s)))) }
+    }
+    /// A branch consumed by `f` (e.g. sent to a topic); it is left out of the map.
+    pub fn with_consumer(f: impl FnOnce(KStream<K, V>) + 'static) -> Self {
+        Branched {
+            name: None,
+            chain: Some(Box::new(move |s| {
+                f(s);
+                None
+            })),
+        }
+    }
+    /// Names a branch made with [`with_function`](Self::with_function) or [`with_consumer`](Self::with_consumer).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 }
 
@@ -56,13 +85,14 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
                 },
             }
         });
-        let prefix = if prefix.is_empty() { format!("{}-", b.topology.nodes[node].name) } else { prefix };
+        // As Kafka: branch names are the split's name followed directly by the branch name or position.
+        let prefix = if prefix.is_empty() { b.topology.nodes[node].name.clone() } else { prefix };
         drop(b);
         BranchedKStream { stream: stream.clone(), prefix, node, specs, branches: HashMap::new() }
     }
 
-    fn add(&mut self, predicate: Option<Predicate<K, V>>, branched: Branched, position: usize) {
-        let suffix = branched.0.unwrap_or_else(|| position.to_string());
+    fn add(&mut self, predicate: Option<Predicate<K, V>>, branched: Branched<K, V>, position: usize) {
+        let suffix = branched.name.unwrap_or_else(|| position.to_string());
         let name = format!("{}{}", self.prefix, suffix);
         let mut b = self.stream.b.borrow_mut();
         let child = b.add_fn(name.clone(), &[self.node], |r: Record<K, V>, ctx: &mut ProcessorContext<'_, K, V>| {
@@ -70,11 +100,22 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
         });
         drop(b);
         self.specs.lock().push((predicate, name.clone()));
-        self.branches.insert(name, KStream::new(self.stream.b.clone(), child, self.stream.repartition_required));
+        let branch = KStream::new(self.stream.b.clone(), child, self.stream.repartition_required);
+        let branch = match branched.chain {
+            Some(chain) => chain(branch),
+            None => Some(branch),
+        };
+        if let Some(b) = branch {
+            self.branches.insert(name, b);
+        }
     }
 
     /// Adds a branch for the records matching `predicate` (and no earlier branch).
-    pub fn branch(mut self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static, branched: Branched) -> Self {
+    pub fn branch(
+        mut self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        branched: Branched<K, V>,
+    ) -> Self {
         let position = self.specs.lock().len() + 1;
         self.add(Some(Arc::new(predicate)), branched, position);
         self
@@ -86,7 +127,7 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
     }
 
     /// [`default_branch`](Self::default_branch) with a name.
-    pub fn default_branch_named(mut self, branched: Branched) -> HashMap<String, KStream<K, V>> {
+    pub fn default_branch_named(mut self, branched: Branched<K, V>) -> HashMap<String, KStream<K, V>> {
         self.add(None, branched, 0);
         self.branches
     }
