@@ -387,6 +387,92 @@ impl Topology {
         topics
     }
 
+    /// Partition counts for the repartition topics, and the co-partitioning check, from the partition counts of
+    /// the user topics (`source_partitions`, by topic name), as Kafka does when an application starts: a
+    /// repartition topic gets as many partitions as the largest input of the sub-topology writing it; topics
+    /// joined together must have the same count — user topics that differ are an error, repartition topics in
+    /// such a group are sized to match. Returns the repartition topics' counts by full name.
+    pub fn internal_topic_partitions(
+        &self,
+        application_id: &str,
+        source_partitions: &std::collections::HashMap<String, i32>,
+    ) -> Result<BTreeMap<String, i32>, StreamsError> {
+        let internal: BTreeSet<String> = self
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Source(ts) => Some(ts.iter().filter(|t| t.internal).map(|t| t.name.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let subs = self.subtopologies();
+        let sub_inputs: Vec<Vec<TopicRef>> = subs
+            .iter()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter_map(|i| match &self.nodes[*i].kind {
+                        NodeKind::Source(ts) => Some(ts.clone()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect()
+            })
+            .collect();
+        let mut counts: BTreeMap<String, i32> = BTreeMap::new();
+        let count_of = |t: &TopicRef, counts: &BTreeMap<String, i32>| {
+            if t.internal {
+                counts.get(&t.name).copied()
+            } else {
+                source_partitions.get(&t.name).copied()
+            }
+        };
+        // Repartition topics written by sub-topologies whose inputs are known; repeat for chains of them.
+        for _ in 0..=internal.len() {
+            for (sub, nodes) in subs.iter().enumerate() {
+                let max_in = sub_inputs[sub].iter().filter_map(|t| count_of(t, &counts)).max();
+                let Some(max_in) = max_in else { continue };
+                for i in nodes {
+                    if let NodeKind::Sink(Some(t)) = &self.nodes[*i].kind {
+                        if t.internal {
+                            let c = counts.entry(t.name.clone()).or_insert(max_in);
+                            *c = (*c).max(max_in);
+                        }
+                    }
+                }
+            }
+        }
+        for group in &self.copartition_groups {
+            let user: Vec<(&String, i32)> = group
+                .iter()
+                .filter(|t| !internal.contains(*t))
+                .map(|t| {
+                    source_partitions
+                        .get(t)
+                        .map(|c| (t, *c))
+                        .ok_or_else(|| StreamsError::Topology(format!("no partition count for source topic {t}")))
+                })
+                .collect::<Result<_, _>>()?;
+            let target = match user.first() {
+                Some((first, n)) => {
+                    if let Some((other, m)) = user.iter().find(|(_, m)| m != n) {
+                        return Err(StreamsError::Topology(format!(
+                            "topics {first} ({n} partitions) and {other} ({m} partitions) are joined and must be \
+                             co-partitioned: give them the same number of partitions"
+                        )));
+                    }
+                    *n
+                }
+                None => group.iter().filter_map(|t| counts.get(t).copied()).max().unwrap_or(1),
+            };
+            for t in group.iter().filter(|t| internal.contains(*t)) {
+                counts.insert(t.clone(), target);
+            }
+        }
+        Ok(counts.into_iter().map(|(name, c)| (TopicRef::internal(name).full_name(application_id), c)).collect())
+    }
+
     /// The topology as Kafka's `TopologyDescription` prints it.
     pub fn describe(&self) -> TopologyDescription {
         TopologyDescription { text: self.render() }

@@ -218,3 +218,36 @@ fn stream_stream_outer_join_emits_unmatched_records_of_both_sides_after_the_wind
     let out = d.create_output_topic::<String, String>("out").read_key_values_to_list().unwrap();
     assert_eq!(out, vec![kv("k", "a+y"), kv("j", "null+x")]);
 }
+
+fn partitions(pairs: &[(&str, i32)]) -> std::collections::HashMap<String, i32> {
+    pairs.iter().map(|(t, n)| (t.to_string(), *n)).collect()
+}
+
+#[test]
+fn joining_topics_with_different_partition_counts_fails_the_copartitioning_check() {
+    let b = StreamsBuilder::new();
+    let users = b.table::<String, String>("users");
+    b.stream::<String, String>("clicks").join(&users, |c, _| c.clone()).to("out");
+    let topology = b.build();
+    let err = topology.internal_topic_partitions("app", &partitions(&[("clicks", 3), ("users", 4)])).unwrap_err();
+    assert!(err.to_string().contains("co-partitioned"), "{err}");
+    assert!(topology.internal_topic_partitions("app", &partitions(&[("clicks", 4), ("users", 4)])).is_ok());
+}
+
+#[test]
+fn a_repartition_topic_takes_its_writers_input_count_or_its_join_partners() {
+    let b = StreamsBuilder::new();
+    let users = b.table::<String, String>("users");
+    b.stream::<String, String>("orders").select_key(|_, v| v.clone()).join(&users, |o, _| o.clone()).to("out");
+    b.stream::<String, String>("sentences")
+        .group_by(|_, v| v.clone())
+        .count_with(spate_streams::Materialized::as_("c"));
+    let counts = b
+        .build()
+        .internal_topic_partitions("app", &partitions(&[("orders", 6), ("users", 4), ("sentences", 5)]))
+        .unwrap();
+    let by_suffix = |s: &str| counts.iter().find(|(t, _)| t.ends_with(s)).map(|(_, c)| *c);
+    assert_eq!(by_suffix("app-c-repartition"), Some(5), "{counts:?}");
+    let join_topic = counts.iter().find(|(t, _)| t.contains("JOIN")).map(|(_, c)| *c);
+    assert_eq!(join_topic, Some(4), "co-partitioned with users: {counts:?}");
+}
