@@ -190,12 +190,28 @@ fn stream_stream_left_join_emits_unmatched_records_only_after_their_window_close
     l.pipe_input_with_timestamp("k".into(), "a".into(), 100).unwrap();
     l.pipe_input_with_timestamp("k".into(), "b".into(), 110).unwrap();
     assert!(out.is_empty(), "no spurious left-only result while a partner may still come");
-    r.pipe_input_with_timestamp("k".into(), "x".into(), 118).unwrap(); // joins b only (a is 18 before)
+    r.pipe_input_with_timestamp("k".into(), "x".into(), 112).unwrap(); // joins b only: a+null still possible
     assert_eq!(out.read_values_to_list().unwrap(), vec!["b+x"]);
-    r.pipe_input_with_timestamp("other".into(), "tick".into(), 200).unwrap(); // closes a's window
-    let rest = out.read_records_to_list().unwrap();
-    let got: Vec<(String, i64)> = rest.into_iter().map(|r| (r.value, r.timestamp)).collect();
-    assert_eq!(got, vec![("a+null".into(), 100)]);
+    // Stream time 116 > 100 + after 10 + grace 5: a's window has closed, emitted before x2 joins b.
+    r.pipe_input_with_timestamp("k".into(), "x2".into(), 116).unwrap();
+    let got: Vec<(String, i64)> =
+        out.read_records_to_list().unwrap().into_iter().map(|r| (r.value, r.timestamp)).collect();
+    assert_eq!(got, vec![("a+null".into(), 100), ("b+x2".into(), 116)]);
+    r.pipe_input_with_timestamp("other".into(), "tick".into(), 200).unwrap(); // b was matched: nothing more
+    assert!(out.is_empty());
+}
+
+#[test]
+fn stream_stream_left_join_emits_an_out_of_order_unmatched_record_at_once_when_its_window_has_closed() {
+    let b = StreamsBuilder::new();
+    let left = b.stream::<String, String>("left");
+    let right = b.stream::<String, String>("right");
+    left.left_join_windowed(&right, |l, r| format!("{l}+{}", r.map_or("null", String::as_str)), windows()).to("out");
+    let d = driver(&b);
+    d.create_input_topic::<String, String>("right").pipe_input_with_timestamp("z".into(), "t".into(), 112).unwrap();
+    // 100 + after 10 < 112 but within grace (100 + 10 + 5 >= 112): accepted, and no partner can come any more.
+    d.create_input_topic::<String, String>("left").pipe_input_with_timestamp("k".into(), "a".into(), 100).unwrap();
+    assert_eq!(d.create_output_topic::<String, String>("out").read_values_to_list().unwrap(), vec!["a+null"]);
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! record's timestamp; table updates emit nothing). Table–table joins recompute the result on an update of
 //! either side (timestamp: the larger of both). Stream–stream joins buffer both sides in window stores and join
 //! records whose timestamps are within the join window (timestamp: the larger of both); left and outer joins
-//! emit unmatched records only once their window has closed (no spurious `None` results, as Kafka since 3.1).
+//! emit unmatched records only once their window has closed (no spurious `None` results, as Kafka since 3.1):
+//! a left record at `t` when stream time passes `t + after + grace`, a right one at `t + before + grace`, checked
+//! when a record moves stream time (Kafka also throttles this check by wall-clock time; here it runs each time).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -257,11 +259,18 @@ impl<V1, V2, VR> StreamJoinSpec<V1, V2, VR> {
         for (k, v) in store.all()? {
             let Some((ts_bytes, rest)) = k.split_first_chunk::<8>() else { continue };
             let ts = i64::from_be_bytes(*ts_bytes);
-            if ts + w.before + w.after + w.grace >= stream_time {
+            // Entries are in time order: past this point no window of either side has closed.
+            if ts + w.before.max(w.after) + w.grace >= stream_time {
                 break;
             }
-            store.delete(&k)?;
             let Some((side, key_bytes)) = rest.split_first() else { continue };
+            // A left record could still meet right records up to `after` later; a right one, left records up
+            // to `before` later.
+            let look_ahead = if *side == 0 { w.after } else { w.before };
+            if ts + look_ahead + w.grace >= stream_time {
+                continue;
+            }
+            store.delete(&k)?;
             let key = K::decode(Some(key_bytes), spate::RecordPart::Key)?;
             let joined = if *side == 0 {
                 let v1 = V1::decode(Some(&v), spate::RecordPart::Value)?;
@@ -297,9 +306,14 @@ macro_rules! join_side {
                 // Seen from this side, the other's records join within [ts - before, ts + after].
                 let (before, after) = if $is_left { (w.before, w.after) } else { (w.after, w.before) };
                 let ts = r.timestamp();
-                if ts + after + w.grace < ctx.current_stream_time_ms() {
+                let stream_time = ctx.current_stream_time_ms();
+                if ts + after + w.grace < stream_time {
                     tracing::debug!(node = ctx.node_name(), ts, "skipping a record outside the join window's grace");
                     return Ok(());
+                }
+                // Unmatched records whose windows closed are emitted when a record moves stream time, first.
+                if ts == stream_time {
+                    spec.emit_expired(ctx)?;
                 }
                 let (this_store, other_store) = if $is_left {
                     (&spec.left_store, &spec.right_store)
@@ -318,8 +332,19 @@ macro_rules! join_side {
                     JoinKind::Outer => true,
                 };
                 if matches.is_empty() && outer_side {
-                    if let Some(o) = &outer {
-                        o.put(&outer_key(ts, $is_left, &key_bytes), &r.value().encode()?.unwrap_or_default())?;
+                    match &outer {
+                        // Its window closed already (an out-of-order record): no partner can come.
+                        Some(_) if ts + after < stream_time => {
+                            #[allow(clippy::redundant_closure_call)]
+                            let joined = unmatched_args!($is_left, spec, r.value());
+                            if let Some(v) = joined {
+                                ctx.forward(r.clone().with_value(v))?;
+                            }
+                        }
+                        Some(o) => {
+                            o.put(&outer_key(ts, $is_left, &key_bytes), &r.value().encode()?.unwrap_or_default())?
+                        }
+                        None => {}
                     }
                 }
                 for (other_ts, other_value) in matches {
@@ -332,9 +357,18 @@ macro_rules! join_side {
                         ctx.forward(r.clone().with_value(v).with_timestamp(ts.max(other_ts)))?;
                     }
                 }
-                spec.emit_expired(ctx)
+                Ok(())
             }
         }
+    };
+}
+
+macro_rules! unmatched_args {
+    (true, $spec:ident, $this:expr) => {
+        ($spec.joiner)(Some($this), None)
+    };
+    (false, $spec:ident, $this:expr) => {
+        ($spec.joiner)(None, Some($this))
     };
 }
 
