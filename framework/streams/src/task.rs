@@ -349,3 +349,21 @@ impl StreamTask {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+
+    /// The runtime shares one topology between stream threads and moves tasks between them.
+    #[test]
+    fn topologies_are_shareable_and_tasks_movable_between_threads() {
+        send::<Topology>();
+        sync::<Topology>();
+        send::<StreamTask>();
+        send::<StoreHandle>();
+        sync::<StoreHandle>();
+    }
+}

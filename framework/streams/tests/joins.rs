@@ -267,3 +267,17 @@ fn a_repartition_topic_takes_its_writers_input_count_or_its_join_partners() {
     let join_topic = counts.iter().find(|(t, _)| t.contains("JOIN")).map(|(_, c)| *c);
     assert_eq!(join_topic, Some(4), "co-partitioned with users: {counts:?}");
 }
+
+#[test]
+fn a_stream_record_with_a_null_key_is_dropped_by_an_inner_table_join_and_kept_by_a_left_join() {
+    let b = StreamsBuilder::new();
+    let users = b.table::<Option<String>, String>("users");
+    let clicks = b.stream::<Option<String>, String>("clicks");
+    clicks.join(&users, |c, u| format!("{c}/{u}")).to("inner");
+    clicks.left_join(&users, |c, u| format!("{c}/{}", u.map_or("-", String::as_str))).to("left");
+    let d = driver(&b);
+    d.create_input_topic::<Option<String>, String>("clicks").pipe_input(None, "anonymous".into()).unwrap();
+    assert!(d.create_output_topic::<Option<String>, String>("inner").is_empty());
+    let left = d.create_output_topic::<Option<String>, String>("left").read_key_value().unwrap();
+    assert_eq!((left.key, left.value.as_str()), (None, "anonymous/-"));
+}
