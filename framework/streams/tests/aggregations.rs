@@ -255,3 +255,31 @@ fn a_grouped_table_reduce_adds_and_subtracts_values() {
     let out = d.create_output_topic::<String, Option<i64>>("out").read_values_to_list().unwrap();
     assert_eq!(out, vec![Some(4), Some(10), Some(7)]);
 }
+
+#[test]
+fn suppression_until_a_time_limit_emits_the_latest_value_once_the_limit_has_passed_since_the_first_update() {
+    use spate_streams::{BufferConfig, Suppressed};
+    let b = StreamsBuilder::new();
+    b.stream::<String, String>("in")
+        .group_by_key()
+        .count()
+        .suppress(Suppressed::until_time_limit(std::time::Duration::from_millis(10), BufferConfig::unbounded()))
+        .to_stream()
+        .to("out");
+    let d = driver(&b);
+    let input = d.create_input_topic::<String, String>("in");
+    let out = d.create_output_topic::<String, Option<i64>>("out");
+    input.pipe_input_with_timestamp("a".into(), "x".into(), 0).unwrap();
+    input.pipe_input_with_timestamp("a".into(), "x".into(), 8).unwrap(); // replaces, timer still from 0
+    input.pipe_input_with_timestamp("b".into(), "x".into(), 9).unwrap();
+    assert!(out.is_empty());
+    input.pipe_input_with_timestamp("c".into(), "x".into(), 10).unwrap(); // 0 + 10 <= 10: a is due
+    let r = out.read_record().unwrap();
+    assert_eq!((r.key.as_str(), r.value, r.timestamp), ("a", Some(2), 8));
+    assert!(out.is_empty());
+    input.pipe_input_with_timestamp("c".into(), "x".into(), 30).unwrap();
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![KeyValue::pair("b".to_string(), Some(1)), KeyValue::pair("c".to_string(), Some(2))]
+    );
+}

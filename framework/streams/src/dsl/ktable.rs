@@ -108,20 +108,20 @@ where
 pub struct KTable<K, V> {
     pub(crate) b: Shared,
     pub(crate) node: usize,
-    /// For windowed tables: the windows' grace period, which `suppress` waits for.
-    pub(crate) grace_ms: Option<i64>,
+    /// For windowed tables: the grace period and how to find a key's window, which `suppress` needs.
+    pub(crate) windowing: Option<super::suppress::Windowing<K>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K, V> Clone for KTable<K, V> {
     fn clone(&self) -> Self {
-        KTable { b: self.b.clone(), node: self.node, grace_ms: self.grace_ms, _types: PhantomData }
+        KTable { b: self.b.clone(), node: self.node, windowing: self.windowing.clone(), _types: PhantomData }
     }
 }
 
 impl<K: Encode + Decode + Data, V: Encode + Decode + Data> KTable<K, V> {
-    pub(crate) fn new(b: Shared, node: usize, grace_ms: Option<i64>) -> Self {
-        KTable { b, node, grace_ms, _types: PhantomData }
+    pub(crate) fn new(b: Shared, node: usize, windowing: Option<super::suppress::Windowing<K>>) -> Self {
+        KTable { b, node, windowing, _types: PhantomData }
     }
 
     /// The name of the store holding this table, materializing it if it has none yet (for lookups).
@@ -160,7 +160,7 @@ impl<K: Encode + Decode + Data, V: Encode + Decode + Data> KTable<K, V> {
             b.topology.connect_store(node, &store);
         }
         drop(b);
-        KTable::new(self.b.clone(), node, self.grace_ms)
+        KTable::new(self.b.clone(), node, self.windowing.clone())
     }
 
     /// Keeps the entries for which `predicate` holds; an entry that stops matching is deleted downstream.

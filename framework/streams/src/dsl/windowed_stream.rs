@@ -139,7 +139,7 @@ impl<K: Encode + Decode + Data, V: Encode + Decode + Data> TimeWindowedKStream<K
         });
         bm.topology.connect_store(node, &store);
         drop(bm);
-        KTable::new(b.clone(), node, Some(w.grace))
+        KTable::new(b.clone(), node, Some(super::suppress::Windowing::of_windowed(w.grace)))
     }
 }
 
@@ -296,7 +296,7 @@ impl<K: Encode + Decode + Data, V: Encode + Decode + Data> SessionWindowedKStrea
         });
         bm.topology.connect_store(node, &store);
         drop(bm);
-        KTable::new(b.clone(), node, Some(w.grace))
+        KTable::new(b.clone(), node, Some(super::suppress::Windowing::of_windowed(w.grace)))
     }
 }
 
@@ -493,6 +493,6 @@ impl<K: Encode + Decode + Data, V: Encode + Decode + Data> SlidingWindowedKStrea
         });
         bm.topology.connect_store(node, &store);
         drop(bm);
-        KTable::new(b.clone(), node, Some(grace))
+        KTable::new(b.clone(), node, Some(super::suppress::Windowing::of_windowed(grace)))
     }
 }
