@@ -39,3 +39,32 @@ fn a_persistent_store_still_logs_every_write_to_its_changelog() {
     let r = d.create_output_topic::<String, i64>("app-counts-changelog").read_record().unwrap();
     assert_eq!((r.key.as_str(), r.value, r.timestamp), ("a", 1, 9));
 }
+
+#[test]
+fn a_persistent_window_store_keeps_windowed_counts_across_a_restart() {
+    use spate_streams::TimeWindows;
+    use std::time::Duration;
+    let topology = || {
+        let b = StreamsBuilder::new();
+        b.stream::<String, String>("in")
+            .group_by_key()
+            .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10)))
+            .count_with(Materialized::as_("per-10ms").with_store_type(DslStoreType::Persistent))
+            .to_stream()
+            .map(|k, v| (format!("{}@{}", k.key, k.window.start), *v))
+            .to("out");
+        b.build()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = StreamsConfig::new("app").state_dir(dir.path());
+    {
+        let d = TopologyTestDriver::new(topology(), config.clone()).unwrap();
+        d.create_input_topic::<String, String>("in").pipe_input_with_timestamp("a".into(), "x".into(), 3).unwrap();
+        d.close();
+    }
+    let d = TopologyTestDriver::new(topology(), config).unwrap();
+    d.create_input_topic::<String, String>("in").pipe_input_with_timestamp("a".into(), "x".into(), 7).unwrap();
+    let out = d.create_output_topic::<String, Option<i64>>("out").read_key_value().unwrap();
+    assert_eq!((out.key.as_str(), out.value), ("a@0", Some(2)));
+    assert_eq!(d.get_window_store::<String, i64>("per-10ms").unwrap().fetch(&"a".into(), 0).unwrap(), Some(2));
+}

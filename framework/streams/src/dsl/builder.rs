@@ -125,12 +125,16 @@ impl InternalBuilder {
     ) -> String {
         let name = materialized.name.clone().unwrap_or_else(|| self.new_name(prefix));
         let retention = materialized.retention.map_or(retention_ms, |r| ms(r).max(retention_ms));
-        let supplier = Stores::in_memory_window_store(
-            &name,
+        let (retention, size) = (
             Duration::from_millis(u64::try_from(retention).unwrap_or(0)),
             Duration::from_millis(u64::try_from(size_ms).unwrap_or(0)),
-            retain_duplicates,
         );
+        let supplier = match materialized.store_type {
+            crate::DslStoreType::InMemory => Stores::in_memory_window_store(&name, retention, size, retain_duplicates),
+            crate::DslStoreType::Persistent => {
+                Stores::persistent_window_store(&name, retention, size, retain_duplicates)
+            }
+        };
         let mut builder = Stores::timestamped_window_store_builder(supplier);
         if !materialized.logging {
             builder = builder.with_logging_disabled();

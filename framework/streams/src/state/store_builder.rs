@@ -107,6 +107,27 @@ impl Stores {
         }
     }
 
+    /// A persistent window store on redb, in `<state.dir>/<application.id>/<task>/<name>.redb`.
+    pub fn persistent_window_store(
+        name: impl Into<String>,
+        retention: Duration,
+        window_size: Duration,
+        retain_duplicates: bool,
+    ) -> WindowBytesStoreSupplier {
+        let name = name.into();
+        let retention = millis(retention);
+        let file = format!("{name}.redb");
+        let store_name = name.clone();
+        WindowBytesStoreSupplier {
+            name,
+            window_size: millis(window_size),
+            factory: Arc::new(move |ctx| {
+                let path = ctx.state_dir.join(&ctx.application_id).join(&ctx.task_id).join(&file);
+                Ok(Box::new(super::RedbWindowStore::open(&store_name, &path, retention, retain_duplicates)?))
+            }),
+        }
+    }
+
     /// An in-memory session store keeping sessions for `retention`.
     pub fn in_memory_session_store(name: impl Into<String>, retention: Duration) -> SessionBytesStoreSupplier {
         let retention = millis(retention);
@@ -312,7 +333,8 @@ impl StoreHandle {
     pub fn flush(&self) -> Result<(), StreamsError> {
         match self {
             StoreHandle::KeyValue(s) => s.lock().bytes.flush(),
-            _ => Ok(()),
+            StoreHandle::Window(s) => s.lock().bytes.flush(),
+            StoreHandle::Session(_) => Ok(()),
         }
     }
 }

@@ -23,6 +23,10 @@ pub trait WindowBytesStore: Send {
     fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowEntries, StreamsError>;
     /// Every live entry.
     fn all(&self) -> Result<WindowEntries, StreamsError>;
+    /// Makes writes durable (persistent stores).
+    fn flush(&mut self) -> Result<(), StreamsError> {
+        Ok(())
+    }
 }
 
 /// Kafka's `InMemoryWindowStore`: windows older than the retention period (by the latest start seen) are dropped,
