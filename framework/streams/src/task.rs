@@ -337,6 +337,13 @@ impl StreamTask {
         Ok(())
     }
 
+    /// Prepares a commit: flushes the stores (persistent ones become durable) and clears the commit request. The
+    /// runtime then commits the consumed offsets (with the produced records, under exactly-once).
+    pub fn commit(&mut self) -> Result<(), StreamsError> {
+        self.core.commit_requested = false;
+        self.core.stores.values().try_for_each(StoreHandle::flush)
+    }
+
     /// Closes every processor.
     pub fn close(&mut self) {
         for n in self.core.nodes.iter_mut().flatten() {

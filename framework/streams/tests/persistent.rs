@@ -68,3 +68,40 @@ fn a_persistent_window_store_keeps_windowed_counts_across_a_restart() {
     assert_eq!((out.key.as_str(), out.value), ("a@0", Some(2)));
     assert_eq!(d.get_window_store::<String, i64>("per-10ms").unwrap().fetch(&"a".into(), 0).unwrap(), Some(2));
 }
+
+#[test]
+fn a_persistent_session_store_keeps_sessions_across_a_restart() {
+    use spate_streams::SessionWindows;
+    use std::time::Duration;
+    let topology = || {
+        let b = StreamsBuilder::new();
+        b.stream::<String, String>("in")
+            .group_by_key()
+            .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+                Duration::from_millis(10),
+                Duration::from_millis(100),
+            ))
+            .aggregate_with(
+                || 0i64,
+                |_, _, n| n + 1,
+                |_, a, b| a + b,
+                Materialized::as_("sessions").with_store_type(DslStoreType::Persistent),
+            )
+            .to_stream()
+            .filter(|_, v| v.is_some())
+            .map(|k, v| (format!("{}@{}-{}", k.key, k.window.start, k.window.end), *v))
+            .to("out");
+        b.build()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = StreamsConfig::new("app").state_dir(dir.path());
+    {
+        let d = TopologyTestDriver::new(topology(), config.clone()).unwrap();
+        d.create_input_topic::<String, String>("in").pipe_input_with_timestamp("a".into(), "x".into(), 100).unwrap();
+        d.close();
+    }
+    let d = TopologyTestDriver::new(topology(), config).unwrap();
+    d.create_input_topic::<String, String>("in").pipe_input_with_timestamp("a".into(), "x".into(), 105).unwrap();
+    let out = d.create_output_topic::<String, Option<i64>>("out").read_key_value().unwrap();
+    assert_eq!((out.key.as_str(), out.value), ("a@100-105", Some(2)));
+}

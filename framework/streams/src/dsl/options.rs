@@ -40,8 +40,7 @@ impl Materialized {
     pub fn with_defaults() -> Self {
         Materialized { name: None, logging: true, retention: None, store_type: DslStoreType::InMemory }
     }
-    /// In memory (the default here) or persistent (redb) — key-value and window stores (session stores stay in
-    /// memory so far).
+    /// In memory (the default here) or persistent (redb).
     pub fn with_store_type(mut self, store_type: DslStoreType) -> Self {
         self.store_type = store_type;
         self

@@ -271,7 +271,11 @@ impl<K: Encode + Decode + Data, V: Encode + Decode + Data> SessionWindowedKStrea
             let name = materialized.name.clone().unwrap_or_else(|| bm.new_name("KSTREAM-AGGREGATE-STATE-STORE"));
             let retention = std::time::Duration::from_millis(u64::try_from(w.gap + w.grace).unwrap_or(0));
             let retention = materialized.retention.map_or(retention, |r| r.max(retention));
-            let mut builder = Stores::session_store_builder(Stores::in_memory_session_store(&name, retention));
+            let supplier = match materialized.store_type {
+                crate::DslStoreType::InMemory => Stores::in_memory_session_store(&name, retention),
+                crate::DslStoreType::Persistent => Stores::persistent_session_store(&name, retention),
+            };
+            let mut builder = Stores::session_store_builder(supplier);
             if !materialized.logging {
                 builder = builder.with_logging_disabled();
             }

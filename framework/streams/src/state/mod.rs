@@ -12,7 +12,7 @@ mod window;
 pub(crate) use changelog::ChangeLogger;
 pub use changelog::{changelog_topic, ChangelogHook, ChangelogRecord};
 pub use key_value::{InMemoryKeyValueStore, KeyValueBytesStore, KeyValueStore};
-pub use persistent::{RedbKeyValueStore, RedbWindowStore};
+pub use persistent::{RedbKeyValueStore, RedbSessionStore, RedbWindowStore};
 pub use session::{InMemorySessionStore, SessionBytesStore, SessionStore};
 pub use store_builder::{
     KeyValueBytesStoreSupplier, SessionBytesStoreSupplier, StoreBuilder, StoreContext, StoreHandle, StoreKind, Stores,

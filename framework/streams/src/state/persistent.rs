@@ -298,11 +298,183 @@ impl super::WindowBytesStore for RedbWindowStore {
     }
 }
 
+/// Session entries: `key length | key | end (sign-flipped) | start (sign-flipped)` → value.
+const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+/// The same by end first, to drop expired sessions.
+const SESSIONS_BY_END: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions_by_end");
+
+fn session_key(key: &[u8], end: i64, start: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(20 + key.len());
+    k.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    k.extend_from_slice(key);
+    k.extend_from_slice(&flip(end));
+    k.extend_from_slice(&flip(start));
+    k
+}
+
+fn session_time_key(key: &[u8], end: i64, start: i64) -> Vec<u8> {
+    let mut k = flip(end).to_vec();
+    k.extend_from_slice(&session_key(key, end, start));
+    k
+}
+
+fn parse_session_key(k: &[u8]) -> Option<(Vec<u8>, crate::Window)> {
+    let (len, rest) = k.split_first_chunk::<4>()?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if rest.len() != len + 16 {
+        return None;
+    }
+    let (key, rest) = rest.split_at(len);
+    let (end, start) = rest.split_first_chunk::<8>()?;
+    let start: [u8; 8] = start.try_into().ok()?;
+    Some((key.to_vec(), crate::Window::new(unflip(start), unflip(*end))))
+}
+
+/// A session store in a redb database file, with the retention rules of
+/// [`InMemorySessionStore`](super::InMemorySessionStore).
+pub struct RedbSessionStore {
+    kv: RedbKeyValueStore,
+    retention: i64,
+    observed_stream_time: i64,
+}
+
+impl std::fmt::Debug for RedbSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbSessionStore").field("store", &self.kv).field("retention", &self.retention).finish()
+    }
+}
+
+impl RedbSessionStore {
+    /// Opens (or creates) the session store `name` at `path`, keeping sessions for `retention_ms`.
+    pub fn open(name: &str, path: &Path, retention_ms: i64) -> Result<Self, StreamsError> {
+        let kv = RedbKeyValueStore::open(name, path)?;
+        let txn = kv.db.begin_write().map_err(|e| kv.error(e))?;
+        let observed = {
+            let _ = txn.open_table(SESSIONS).map_err(|e| kv.error(e))?;
+            let _ = txn.open_table(SESSIONS_BY_END).map_err(|e| kv.error(e))?;
+            let meta = txn.open_table(META).map_err(|e| kv.error(e))?;
+            let observed = meta.get("observed_stream_time").map_err(|e| kv.error(e))?.map(|v| v.value());
+            observed.unwrap_or(i64::MIN)
+        };
+        txn.commit().map_err(|e| kv.error(e))?;
+        Ok(RedbSessionStore { kv, retention: retention_ms, observed_stream_time: observed })
+    }
+
+    fn min_live_end(&self) -> i64 {
+        self.observed_stream_time.saturating_sub(self.retention).saturating_add(1)
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8]) -> Result<super::SessionEntries, StreamsError> {
+        let min_live = self.min_live_end();
+        let txn = self.kv.db.begin_read().map_err(|e| self.kv.error(e))?;
+        let table = txn.open_table(SESSIONS).map_err(|e| self.kv.error(e))?;
+        let mut out = Vec::new();
+        for entry in table.range(from..=to).map_err(|e| self.kv.error(e))? {
+            let (k, v) = entry.map_err(|e| self.kv.error(e))?;
+            if let Some((key, window)) = parse_session_key(k.value()) {
+                if window.end >= min_live {
+                    out.push((key, window, v.value().to_vec()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl super::SessionBytesStore for RedbSessionStore {
+    fn find_sessions(
+        &self,
+        key: &[u8],
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> Result<Vec<(crate::Window, Vec<u8>)>, StreamsError> {
+        let from = session_key(key, earliest_session_end, i64::MIN);
+        let to = session_key(key, i64::MAX, i64::MAX);
+        Ok(self
+            .scan(&from, &to)?
+            .into_iter()
+            .filter(|(_, w, _)| w.start <= latest_session_start)
+            .map(|(_, w, v)| (w, v))
+            .collect())
+    }
+
+    fn put(&mut self, key: &[u8], window: crate::Window, value: Option<&[u8]>) -> Result<(), StreamsError> {
+        if value.is_some() {
+            self.observed_stream_time = self.observed_stream_time.max(window.end);
+            if window.end < self.min_live_end() {
+                return Ok(());
+            }
+        }
+        let (observed, min_live) = (self.observed_stream_time, self.min_live_end());
+        let mut txn = self.kv.db.begin_write().map_err(|e| self.kv.error(e))?;
+        txn.set_durability(Durability::None);
+        {
+            let mut sessions = txn.open_table(SESSIONS).map_err(|e| self.kv.error(e))?;
+            let mut by_end = txn.open_table(SESSIONS_BY_END).map_err(|e| self.kv.error(e))?;
+            let mut meta = txn.open_table(META).map_err(|e| self.kv.error(e))?;
+            let sk = session_key(key, window.end, window.start);
+            let tk = session_time_key(key, window.end, window.start);
+            match value {
+                Some(v) => {
+                    sessions.insert(sk.as_slice(), v).map_err(|e| self.kv.error(e))?;
+                    by_end.insert(tk.as_slice(), &[][..]).map_err(|e| self.kv.error(e))?;
+                }
+                None => {
+                    sessions.remove(sk.as_slice()).map_err(|e| self.kv.error(e))?;
+                    by_end.remove(tk.as_slice()).map_err(|e| self.kv.error(e))?;
+                }
+            }
+            let bound = flip(min_live);
+            let expired: Vec<Vec<u8>> = by_end
+                .range(..&bound[..])
+                .map_err(|e| self.kv.error(e))?
+                .map(|r| r.map(|(k, _)| k.value().to_vec()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.kv.error(e))?;
+            for tk in expired {
+                by_end.remove(tk.as_slice()).map_err(|e| self.kv.error(e))?;
+                if let Some(sk) = tk.get(8..) {
+                    sessions.remove(sk).map_err(|e| self.kv.error(e))?;
+                }
+            }
+            meta.insert("observed_stream_time", observed).map_err(|e| self.kv.error(e))?;
+        }
+        txn.commit().map_err(|e| self.kv.error(e))
+    }
+
+    fn all(&self) -> Result<super::SessionEntries, StreamsError> {
+        let mut out = self.scan(&[], &[0xff; 4])?;
+        out.sort_by(|a, b| (&a.0, a.1.end, a.1.start).cmp(&(&b.0, b.1.end, b.1.start)));
+        Ok(out)
+    }
+
+    fn flush(&mut self) -> Result<(), StreamsError> {
+        self.kv.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::state::WindowBytesStore;
+    use crate::state::{SessionBytesStore, WindowBytesStore};
+    use crate::Window;
+
+    #[test]
+    fn redb_session_store_finds_overlapping_sessions_and_drops_expired_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = RedbSessionStore::open("s", &dir.path().join("s.redb"), 50).unwrap();
+        s.put(b"k", Window::new(0, 10), Some(b"a")).unwrap();
+        s.put(b"k", Window::new(30, 40), Some(b"b")).unwrap();
+        s.put(b"k2", Window::new(5, 5), Some(b"c")).unwrap();
+        let found: Vec<Window> = s.find_sessions(b"k", 8, 35).unwrap().into_iter().map(|(w, _)| w).collect();
+        assert_eq!(found, vec![Window::new(0, 10), Window::new(30, 40)]);
+        s.put(b"k", Window::new(0, 10), None).unwrap();
+        assert_eq!(s.find_sessions(b"k", i64::MIN, i64::MAX).unwrap().len(), 1);
+        s.put(b"k", Window::new(90, 100), Some(b"d")).unwrap(); // observed 100: ends before 51 expire
+        let all: Vec<(Vec<u8>, Window)> = s.all().unwrap().into_iter().map(|(k, w, _)| (k, w)).collect();
+        assert_eq!(all, vec![(b"k".to_vec(), Window::new(90, 100))]);
+    }
 
     #[test]
     fn redb_window_store_fetches_by_key_and_time_and_drops_windows_past_retention() {

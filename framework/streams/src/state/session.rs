@@ -24,6 +24,10 @@ pub trait SessionBytesStore: Send {
     fn put(&mut self, key: &[u8], window: Window, value: Option<&[u8]>) -> Result<(), StreamsError>;
     /// Every live session of every key.
     fn all(&self) -> Result<SessionEntries, StreamsError>;
+    /// Makes writes durable (persistent stores).
+    fn flush(&mut self) -> Result<(), StreamsError> {
+        Ok(())
+    }
 }
 
 /// Kafka's `InMemorySessionStore`.

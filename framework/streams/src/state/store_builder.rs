@@ -137,6 +137,21 @@ impl Stores {
         }
     }
 
+    /// A persistent session store on redb, in `<state.dir>/<application.id>/<task>/<name>.redb`.
+    pub fn persistent_session_store(name: impl Into<String>, retention: Duration) -> SessionBytesStoreSupplier {
+        let name = name.into();
+        let retention = millis(retention);
+        let file = format!("{name}.redb");
+        let store_name = name.clone();
+        SessionBytesStoreSupplier {
+            name,
+            factory: Arc::new(move |ctx| {
+                let path = ctx.state_dir.join(&ctx.application_id).join(&ctx.task_id).join(&file);
+                Ok(Box::new(super::RedbSessionStore::open(&store_name, &path, retention)?))
+            }),
+        }
+    }
+
     /// A key-value store for the Processor API (values stored as they are).
     pub fn key_value_store_builder(supplier: KeyValueBytesStoreSupplier) -> StoreBuilder {
         StoreBuilder::new(supplier.name.clone(), StoreFactory::KeyValue(supplier.factory), false, 0)
@@ -334,7 +349,7 @@ impl StoreHandle {
         match self {
             StoreHandle::KeyValue(s) => s.lock().bytes.flush(),
             StoreHandle::Window(s) => s.lock().bytes.flush(),
-            StoreHandle::Session(_) => Ok(()),
+            StoreHandle::Session(s) => s.lock().bytes.flush(),
         }
     }
 }
