@@ -31,7 +31,7 @@ mod windowed;
 pub use config::{DeserializationHandler, DslStoreType, ProcessingGuarantee, StreamsConfig};
 pub use dsl::*;
 pub use error::{BoxError, StreamsError};
-pub use processor::{Cancellable, Processor, ProcessorContext, PunctuationType};
+pub use processor::{Cancellable, Processor, ProcessorContext, PunctuationType, TimestampExtractor};
 pub use record::{ConsumedRecord, Data, KeyValue, ProducedRecord, Record, RecordContext};
 pub use state::{KeyValueStore, SessionStore, StoreBuilder, Stores, ValueAndTimestamp, WindowStore};
 pub use task::{RecordCollector, StreamTask, TaskId};

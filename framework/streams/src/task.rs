@@ -99,6 +99,14 @@ impl TaskCore {
         self.clock.store(timestamp, Ordering::Relaxed);
     }
 
+    /// Stream time moves with each record a source accepts, never back.
+    pub(crate) fn advance_stream_time(&mut self, timestamp: i64) {
+        self.stream_time = self.stream_time.max(timestamp);
+        if let Some(c) = self.record_context.as_mut() {
+            c.timestamp = timestamp;
+        }
+    }
+
     pub(crate) fn dispatch(&mut self, node: usize, record: AnyRecord) -> Result<(), StreamsError> {
         let mut n = self.nodes.get_mut(node).and_then(Option::take).ok_or_else(|| {
             StreamsError::Topology(format!(
@@ -277,17 +285,7 @@ impl StreamTask {
     pub fn process(&mut self, record: ConsumedRecord, collector: &mut dyn RecordCollector) -> Result<(), StreamsError> {
         self.init(collector)?;
         let node = *self.sources.get(&record.topic).ok_or_else(|| StreamsError::UnknownTopic(record.topic.clone()))?;
-        if record.timestamp < 0 {
-            return Err(StreamsError::Processor {
-                node: self.core.names[node].clone(),
-                source: format!(
-                    "invalid (negative) timestamp {} at {}-{} offset {}",
-                    record.timestamp, record.topic, record.partition, record.offset
-                )
-                .into(),
-            });
-        }
-        self.core.stream_time = self.core.stream_time.max(record.timestamp);
+        // The source node checks (or extracts) the timestamp and advances stream time.
         self.core.record_context = Some(RecordContext {
             topic: record.topic,
             partition: record.partition,

@@ -142,7 +142,7 @@ impl Topology {
         name: &str,
         topics: &[&str],
     ) -> Result<&mut Self, StreamsError> {
-        self.add_source_node::<K, V>(name.to_owned(), topics.iter().map(|t| TopicRef::user(t)).collect())?;
+        self.add_source_node::<K, V>(name.to_owned(), topics.iter().map(|t| TopicRef::user(t)).collect(), None)?;
         Ok(self)
     }
 
@@ -150,6 +150,7 @@ impl Topology {
         &mut self,
         name: String,
         topics: Vec<TopicRef>,
+        extractor: Option<crate::processor::TimestampExtractor<K, V>>,
     ) -> Result<usize, StreamsError> {
         for t in &topics {
             let taken = self.nodes.iter().any(|n| matches!(&n.kind, NodeKind::Source(ts) if ts.contains(t)));
@@ -157,8 +158,9 @@ impl Topology {
                 return Err(StreamsError::Topology(format!("topic {} is already read by another source", t.name)));
             }
         }
-        let factory: NodeFactory =
-            Arc::new(|_| Box::new(TypedNode::new(SourceProcessor::<K, V> { _types: PhantomData })));
+        let factory: NodeFactory = Arc::new(move |_| {
+            Box::new(TypedNode::new(SourceProcessor::<K, V> { extractor: extractor.clone(), _types: PhantomData }))
+        });
         self.add_node(name, NodeKind::Source(topics), &[], factory)
     }
 

@@ -320,3 +320,30 @@ fn a_suppression_buffer_restored_from_its_changelog_still_emits_the_final_result
     second.create_input_topic::<String, String>("in").pipe_input_with_timestamp("b".into(), "x".into(), 15).unwrap();
     assert_eq!(results(&second), pairs(&[("a@0-10", Some(2))]));
 }
+
+#[test]
+fn a_timestamp_extractor_sets_record_time_and_stream_time_and_a_negative_result_drops_the_record() {
+    use spate_streams::Consumed;
+    let b = StreamsBuilder::new();
+    // Values are "event-time:payload"; the event time comes from the value, not the record.
+    b.stream_with::<String, String>(
+        "in",
+        Consumed::with_timestamp_extractor(|_, v: &String, _record_ts, _partition_time| {
+            v.split(':').next().and_then(|t| t.parse().ok()).unwrap_or(-1)
+        }),
+    )
+    .group_by_key()
+    .windowed_by(TimeWindows::of_size_with_no_grace(ms(10)))
+    .count()
+    .to_stream()
+    .map(|k, v| (label(k), *v))
+    .to("out");
+    let d = TopologyTestDriver::new(b.build(), StreamsConfig::new("app")).unwrap();
+    let input = d.create_input_topic::<String, String>("in");
+    input.pipe_input_with_timestamp("a".into(), "25:x".into(), 1_000).unwrap();
+    input.pipe_input_with_timestamp("a".into(), "garbage".into(), 1_000).unwrap(); // extracted -1: dropped
+    input.pipe_input_with_timestamp("a".into(), "3:y".into(), 1_000).unwrap(); // stream time 25: [0,10) closed
+    let out = d.create_output_topic::<String, Option<i64>>("out").read_records_to_list().unwrap();
+    let got: Vec<(String, i64)> = out.into_iter().map(|r| (r.key, r.timestamp)).collect();
+    assert_eq!(got, vec![("a@20-30".to_string(), 25)]);
+}

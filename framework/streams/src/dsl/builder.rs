@@ -203,9 +203,37 @@ impl StreamsBuilder {
 
     /// A stream of the records of several topics.
     pub fn stream_from_topics<K: Decode + Data, V: Decode + Data>(&self, topics: &[&str]) -> KStream<K, V> {
+        self.stream_with_consumed(topics, super::Consumed::default())
+    }
+
+    /// A stream of `topic` with source options (Kafka's `Consumed`): a timestamp extractor, a source name.
+    ///
+    /// ```
+    /// use spate_streams::{Consumed, StreamsBuilder};
+    /// # #[derive(Clone, serde::Deserialize)] struct Metric { timestamp: i64 }
+    /// let builder = StreamsBuilder::new();
+    /// let metrics = builder.stream_with::<String, spate::Json<Metric>>(
+    ///     "metrics",
+    ///     Consumed::with_timestamp_extractor(|_k, m: &spate::Json<Metric>, _record_ts, _partition_time| m.timestamp),
+    /// );
+    /// ```
+    pub fn stream_with<K: Decode + Data, V: Decode + Data>(
+        &self,
+        topic: &str,
+        consumed: super::Consumed<K, V>,
+    ) -> KStream<K, V> {
+        self.stream_with_consumed(&[topic], consumed)
+    }
+
+    fn stream_with_consumed<K: Decode + Data, V: Decode + Data>(
+        &self,
+        topics: &[&str],
+        consumed: super::Consumed<K, V>,
+    ) -> KStream<K, V> {
         let mut b = self.b.borrow_mut();
-        let name = b.new_name("KSTREAM-SOURCE");
-        let node = match b.topology.add_source_node::<K, V>(name, topics.iter().map(|t| TopicRef::user(t)).collect()) {
+        let name = consumed.name.clone().unwrap_or_else(|| b.new_name("KSTREAM-SOURCE"));
+        let topics = topics.iter().map(|t| TopicRef::user(t)).collect();
+        let node = match b.topology.add_source_node::<K, V>(name, topics, consumed.extractor) {
             Ok(n) => n,
             Err(e) => {
                 b.error(e.to_string());
@@ -239,7 +267,7 @@ impl StreamsBuilder {
     ) -> usize {
         let mut b = self.b.borrow_mut();
         let source_name = b.new_name("KSTREAM-SOURCE");
-        let source = match b.topology.add_source_node::<K, Option<V>>(source_name, vec![TopicRef::user(topic)]) {
+        let source = match b.topology.add_source_node::<K, Option<V>>(source_name, vec![TopicRef::user(topic)], None) {
             Ok(n) => n,
             Err(e) => {
                 b.error(e.to_string());

@@ -265,14 +265,17 @@ impl<K: Data, V: Data> KStream<K, V> {
         {
             b.error(e.to_string());
         }
-        let source =
-            match b.topology.add_source_node::<K, V>(format!("{topic}-source"), vec![TopicRef::internal(topic)]) {
-                Ok(n) => n,
-                Err(e) => {
-                    b.error(e.to_string());
-                    0
-                }
-            };
+        let source = match b.topology.add_source_node::<K, V>(
+            format!("{topic}-source"),
+            vec![TopicRef::internal(topic)],
+            None,
+        ) {
+            Ok(n) => n,
+            Err(e) => {
+                b.error(e.to_string());
+                0
+            }
+        };
         drop(b);
         KStream::new(self.b.clone(), source, false)
     }

@@ -23,7 +23,7 @@ pub use grouped_stream::KGroupedStream;
 pub use grouped_table::KGroupedTable;
 pub use kstream::KStream;
 pub use ktable::KTable;
-pub use options::{Grouped, Materialized, Named, Repartitioned};
+pub use options::{Consumed, Grouped, Materialized, Named, Repartitioned};
 pub use suppress::{BufferConfig, Suppressed};
 pub use windowed_stream::{SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream};
 pub use windows::{JoinWindows, SessionWindows, SlidingWindows, TimeWindows};

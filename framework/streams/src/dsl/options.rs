@@ -57,6 +57,35 @@ impl Materialized {
     }
 }
 
+/// Source options (Kafka's `Consumed`, without serdes: the types are the format).
+pub struct Consumed<K, V> {
+    pub(crate) name: Option<String>,
+    pub(crate) extractor: Option<crate::processor::TimestampExtractor<K, V>>,
+}
+
+impl<K, V> Default for Consumed<K, V> {
+    fn default() -> Self {
+        Consumed { name: None, extractor: None }
+    }
+}
+
+impl<K, V> Consumed<K, V> {
+    /// Takes each record's timestamp from `extractor(key, value, record_timestamp, partition_time)` (Kafka's
+    /// `TimestampExtractor`); a negative result drops the record, as in Kafka.
+    pub fn with_timestamp_extractor(extractor: impl Fn(&K, &V, i64, i64) -> i64 + Send + Sync + 'static) -> Self {
+        Consumed { name: None, extractor: Some(std::sync::Arc::new(extractor)) }
+    }
+    /// Names the source node.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Consumed { name: Some(name.into()), extractor: None }
+    }
+    /// Names the source node (chained after `with_timestamp_extractor`).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
 /// Names the repartition topic of a grouping (Kafka's `Grouped`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grouped(pub(crate) String);

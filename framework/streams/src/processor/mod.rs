@@ -7,6 +7,7 @@ pub(crate) mod node;
 mod processor;
 mod punctuation;
 pub(crate) mod source_sink;
+pub use source_sink::TimestampExtractor;
 
 pub use context::ProcessorContext;
 pub(crate) use processor::FnProcessor;

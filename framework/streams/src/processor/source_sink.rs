@@ -13,7 +13,12 @@ use crate::{BoxError, Data, ProducedRecord, Record, RecordContext, StreamsError}
 /// The raw record a source receives.
 pub(crate) type RawRecord = Record<Option<Vec<u8>>, Option<Vec<u8>>>;
 
+/// Picks a record's timestamp from its key, value, consumed timestamp and the partition's time so far (Kafka's
+/// `TimestampExtractor`).
+pub type TimestampExtractor<K, V> = Arc<dyn Fn(&K, &V, i64, i64) -> i64 + Send + Sync>;
+
 pub(crate) struct SourceProcessor<K, V> {
+    pub(crate) extractor: Option<TimestampExtractor<K, V>>,
     pub(crate) _types: PhantomData<fn(K, V)>,
 }
 
@@ -25,7 +30,35 @@ impl<K: Decode + Data, V: Decode + Data> Processor<Option<Vec<u8>>, Option<Vec<u
         let decoded =
             K::decode(k.as_deref(), RecordPart::Key).and_then(|k| Ok((k, V::decode(v.as_deref(), RecordPart::Value)?)));
         match decoded {
-            Ok((k, v)) => Ok(ctx.forward(Record::new(k, v, ts).with_headers(headers))?),
+            Ok((k, v)) => {
+                let ts = match &self.extractor {
+                    Some(extract) => {
+                        let ts = extract(&k, &v, ts, ctx.current_stream_time_ms());
+                        if ts < 0 {
+                            // As Kafka's record queue: a negative extracted timestamp drops the record.
+                            tracing::warn!(
+                                node = ctx.node_name(),
+                                ts,
+                                "skipping a record with a negative extracted timestamp"
+                            );
+                            return Ok(());
+                        }
+                        ts
+                    }
+                    None if ts < 0 => {
+                        // Kafka's default extractor, FailOnInvalidTimestamp.
+                        let (topic, partition, offset) =
+                            ctx.record_context().map(|c| (c.topic.clone(), c.partition, c.offset)).unwrap_or_default();
+                        return Err(format!(
+                            "invalid (negative) timestamp {ts} at {topic}-{partition} offset {offset}"
+                        )
+                        .into());
+                    }
+                    None => ts,
+                };
+                ctx.core().advance_stream_time(ts);
+                Ok(ctx.forward(Record::new(k, v, ts).with_headers(headers))?)
+            }
             Err(source) => {
                 let node = ctx.node_name().to_owned();
                 if ctx.core().continue_on_deserialization_error {
