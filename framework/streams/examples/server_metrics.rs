@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use spate::Json;
-use spate_streams::{Branched, Named, StreamsBuilder, Topology};
+use spate_streams::{Branched, Consumed, Named, StreamsBuilder, Topology};
 
 /// One metric as collected from a server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,7 +33,11 @@ pub struct CpuAlert {
 pub fn topology() -> Topology {
     let builder = StreamsBuilder::new();
     let mut by_kind = builder
-        .stream::<Option<String>, Json<Metric>>("metrics")
+        // Event time is when the metric was measured, not when it reached Kafka.
+        .stream_with::<Option<String>, Json<Metric>>(
+            "metrics",
+            Consumed::with_timestamp_extractor(|_, m: &Json<Metric>, _, _| m.timestamp),
+        )
         .split_named(Named::as_("metrics-"))
         .branch(|_, m| m.kind == "cpu", Branched::as_("cpu"))
         .branch(|_, m| m.kind == "memory", Branched::as_("memory"))

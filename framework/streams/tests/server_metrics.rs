@@ -38,6 +38,17 @@ fn cpu_and_memory_metrics_go_to_their_own_topics_and_cpu_above_half_raises_an_al
 }
 
 #[test]
+fn records_carry_the_time_the_metric_was_measured_not_when_it_arrived() {
+    let d = TopologyTestDriver::new(topology(), StreamsConfig::new("server-metrics")).unwrap();
+    d.create_input_topic::<Option<String>, Json<Metric>>("metrics")
+        .pipe_input_with_timestamp(None, metric("db-2", "cpu", 75.0, 500), 9_999)
+        .unwrap();
+    let cpu = d.create_output_topic::<Option<String>, Json<Metric>>("cpu-metrics").read_record().unwrap();
+    let alert = d.create_output_topic::<String, Json<CpuAlert>>("cpu-alerts").read_record().unwrap();
+    assert_eq!((cpu.timestamp, alert.timestamp), (500, 500));
+}
+
+#[test]
 fn alerts_are_raw_json_with_hostname_and_timestamp() {
     let d = TopologyTestDriver::new(topology(), StreamsConfig::new("server-metrics")).unwrap();
     d.create_input_topic::<Option<String>, Json<Metric>>("metrics")
