@@ -283,3 +283,16 @@ fn suppression_until_a_time_limit_emits_the_latest_value_once_the_limit_has_pass
         vec![KeyValue::pair("b".to_string(), Some(1)), KeyValue::pair("c".to_string(), Some(2))]
     );
 }
+
+#[test]
+fn a_materialized_table_filter_is_queryable_and_drops_entries_that_stop_matching() {
+    let b = StreamsBuilder::new();
+    b.table::<String, i64>("scores").filter_with(|_, v| *v >= 10, Materialized::as_("high-scores"));
+    let d = driver(&b);
+    let input = d.create_input_topic::<String, i64>("scores");
+    input.pipe_input("a".into(), 15).unwrap();
+    input.pipe_input("b".into(), 20).unwrap();
+    input.pipe_input("a".into(), 1).unwrap();
+    let store = d.get_key_value_store::<String, i64>("high-scores").unwrap();
+    assert_eq!(store.all().unwrap(), vec![("b".to_string(), 20)]);
+}

@@ -261,3 +261,13 @@ fn describe_prints_sources_processors_and_sinks_like_kafkas_topology_description
     let expected = "Topologies:\n   Sub-topology: 0\n    Source: KSTREAM-SOURCE-0000000000 (topics: [in])\n      --> KSTREAM-FILTER-0000000001\n    Processor: KSTREAM-FILTER-0000000001 (stores: [])\n      --> KSTREAM-SINK-0000000002\n      <-- KSTREAM-SOURCE-0000000000\n    Sink: KSTREAM-SINK-0000000002 (topic: out)\n      <-- KSTREAM-FILTER-0000000001\n\n";
     assert_eq!(text, expected);
 }
+
+#[test]
+fn a_stream_can_read_several_topics() {
+    let b = StreamsBuilder::new();
+    b.stream_from_topics::<String, String>(&["a", "b"]).map_values(|v| v.to_uppercase()).to("out");
+    let d = driver(&b);
+    d.create_input_topic::<String, String>("b").pipe_input("k".into(), "from-b".into()).unwrap();
+    d.create_input_topic::<String, String>("a").pipe_input("k".into(), "from-a".into()).unwrap();
+    assert_eq!(d.create_output_topic::<String, String>("out").read_values_to_list().unwrap(), vec!["FROM-B", "FROM-A"]);
+}
