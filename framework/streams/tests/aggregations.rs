@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use spate::Json;
+
 use spate_streams::{Grouped, KeyValue, Materialized, StreamsBuilder, StreamsConfig, TopologyTestDriver};
 
 fn driver(b: &StreamsBuilder) -> TopologyTestDriver {
@@ -295,4 +297,25 @@ fn a_materialized_table_filter_is_queryable_and_drops_entries_that_stop_matching
     input.pipe_input("a".into(), 1).unwrap();
     let store = d.get_key_value_store::<String, i64>("high-scores").unwrap();
     assert_eq!(store.all().unwrap(), vec![("b".to_string(), 20)]);
+}
+
+#[test]
+fn cogrouped_streams_of_different_value_types_aggregate_into_one_table() {
+    let b = StreamsBuilder::new();
+    let clicks = b.stream::<String, String>("clicks").group_by_key();
+    let purchases = b.stream::<String, i64>("purchases").group_by_key();
+    // A customer's activity: "clicks/cents spent".
+    clicks
+        .cogroup(|_, _, Json((n, cents)): Json<(i64, i64)>| Json((n + 1, cents)))
+        .cogroup(&purchases, |_, amount, Json((n, cents))| Json((n, cents + amount)))
+        .aggregate_with(|| Json((0i64, 0i64)), Materialized::as_("activity"))
+        .map_values(|Json((n, cents))| format!("{n}/{cents}"))
+        .to_stream()
+        .to("out");
+    let d = driver(&b);
+    d.create_input_topic::<String, String>("clicks").pipe_input("c1".into(), "home".into()).unwrap();
+    d.create_input_topic::<String, i64>("purchases").pipe_input("c1".into(), 250).unwrap();
+    d.create_input_topic::<String, String>("clicks").pipe_input("c1".into(), "cart".into()).unwrap();
+    let out = d.create_output_topic::<String, Option<String>>("out").read_values_to_list().unwrap();
+    assert_eq!(out, vec![Some("1/0".into()), Some("1/250".into()), Some("2/250".into())]);
 }

@@ -19,10 +19,10 @@ pub(crate) fn is_null<T: Encode>(t: &T) -> bool {
     matches!(t.encode(), Ok(None))
 }
 
-struct AggregateProcessor<K, V, VA> {
-    store: String,
-    init: Initializer<VA>,
-    adder: Aggregator<K, V, VA>,
+pub(crate) struct AggregateProcessor<K, V, VA> {
+    pub(crate) store: String,
+    pub(crate) init: Initializer<VA>,
+    pub(crate) adder: Aggregator<K, V, VA>,
 }
 
 impl<K, V, VA> Processor<K, V, K, Change<VA>> for AggregateProcessor<K, V, VA>

@@ -4,6 +4,7 @@
 mod branch;
 mod builder;
 mod change;
+mod cogroup;
 mod global_table;
 mod grouped_stream;
 mod grouped_table;
@@ -18,6 +19,7 @@ mod windows;
 pub use branch::{Branched, BranchedKStream};
 pub use builder::StreamsBuilder;
 pub use change::Change;
+pub use cogroup::CogroupedKStream;
 pub use global_table::GlobalKTable;
 pub use grouped_stream::KGroupedStream;
 pub use grouped_table::KGroupedTable;
