@@ -36,12 +36,18 @@ pub struct InMemorySessionStore {
     map: BTreeMap<(Vec<u8>, i64, i64), Vec<u8>>,
     retention: i64,
     observed_stream_time: i64,
+    expired_before: i64,
 }
 
 impl InMemorySessionStore {
     /// A store keeping sessions whose end is within `retention_ms` of the latest end seen.
     pub fn new(retention_ms: i64) -> Self {
-        InMemorySessionStore { map: BTreeMap::new(), retention: retention_ms, observed_stream_time: i64::MIN }
+        InMemorySessionStore {
+            map: BTreeMap::new(),
+            retention: retention_ms,
+            observed_stream_time: i64::MIN,
+            expired_before: i64::MIN,
+        }
     }
     fn min_live_end(&self) -> i64 {
         self.observed_stream_time.saturating_sub(self.retention).saturating_add(1)
@@ -73,7 +79,10 @@ impl SessionBytesStore for InMemorySessionStore {
                 }
                 self.map.insert((key.to_vec(), window.end, window.start), v.to_vec());
                 let min_live = self.min_live_end();
-                self.map.retain(|(_, end, _), _| *end >= min_live);
+                if min_live > self.expired_before {
+                    self.map.retain(|(_, end, _), _| *end >= min_live);
+                    self.expired_before = min_live;
+                }
             }
             None => {
                 self.map.remove(&(key.to_vec(), window.end, window.start));

@@ -38,6 +38,7 @@ pub struct InMemoryWindowStore {
     retain_duplicates: bool,
     seq: u32,
     observed_stream_time: i64,
+    expired_before: i64,
 }
 
 impl InMemoryWindowStore {
@@ -49,6 +50,7 @@ impl InMemoryWindowStore {
             retain_duplicates,
             seq: 0,
             observed_stream_time: i64::MIN,
+            expired_before: i64::MIN,
         }
     }
 
@@ -65,7 +67,11 @@ impl WindowBytesStore for InMemoryWindowStore {
             tracing::debug!(window_start, "skipping a write to an expired window");
             return Ok(());
         }
-        self.map.retain(|(_, start, _), _| *start >= min_live);
+        if min_live > self.expired_before {
+            // Only when stream time moved: dropping expired windows walks the whole map.
+            self.map.retain(|(_, start, _), _| *start >= min_live);
+            self.expired_before = min_live;
+        }
         match value {
             Some(v) if self.retain_duplicates => {
                 self.seq = self.seq.wrapping_add(1);
