@@ -181,7 +181,7 @@ impl StreamTask {
                 let logger = ChangeLogger { store: s.clone(), hook: hook.clone(), clock: clock.clone() };
                 // Global stores are rebuilt from their source topic, which is their changelog.
                 let logger = (!topology.global_stores.contains(s)).then_some(logger);
-                stores.insert(s.clone(), builder.build(&store_ctx, logger)?);
+                stores.insert(s.clone(), builder.build(&store_ctx, logger, clock.clone())?);
             }
             if let NodeKind::Source(topics) = &def.kind {
                 for t in topics {

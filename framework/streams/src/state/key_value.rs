@@ -73,6 +73,8 @@ pub struct KvInner {
     pub(crate) logger: Option<ChangeLogger>,
     /// Values carry an 8-byte timestamp prefix (DSL stores); the changelog gets the plain value and that timestamp.
     pub(crate) timestamped: bool,
+    /// The timestamp of the record being processed (for writes through a plain view of a timestamped store).
+    pub(crate) clock: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl KvInner {
@@ -156,7 +158,7 @@ impl<K: Encode + Decode, V: Encode + Decode> KeyValueStore<K, V> {
     fn encode_value(&self, inner: &KvInner, value: &V) -> Result<Vec<u8>, StreamsError> {
         let bytes = encode_value(&inner.name, value)?;
         if self.plain_view {
-            let now = inner.logger.as_ref().map(|l| l.clock.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
+            let now = inner.clock.load(std::sync::atomic::Ordering::Relaxed);
             Ok(join_timestamp(now, &bytes))
         } else {
             Ok(bytes)

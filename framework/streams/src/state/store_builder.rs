@@ -243,7 +243,12 @@ impl StoreBuilder {
     }
 
     /// Creates the store for one task; `logger` is `None` when logging is disabled.
-    pub(crate) fn build(&self, ctx: &StoreContext, logger: Option<ChangeLogger>) -> Result<StoreHandle, StreamsError> {
+    pub(crate) fn build(
+        &self,
+        ctx: &StoreContext,
+        logger: Option<ChangeLogger>,
+        clock: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    ) -> Result<StoreHandle, StreamsError> {
         let logger = if self.logging { logger } else { None };
         let name = self.name.clone();
         Ok(match &self.factory {
@@ -252,6 +257,7 @@ impl StoreBuilder {
                 bytes: f(ctx)?,
                 logger,
                 timestamped: self.timestamped,
+                clock,
             }))),
             StoreFactory::Window(f) => StoreHandle::Window(Arc::new(Mutex::new(WindowInner {
                 name,
@@ -260,6 +266,7 @@ impl StoreBuilder {
                 timestamped: self.timestamped,
                 window_size: self.window_size,
                 seq: 0,
+                clock,
             }))),
             StoreFactory::Session(f) => {
                 StoreHandle::Session(Arc::new(Mutex::new(SessionInner { name, bytes: f(ctx)?, logger })))

@@ -133,6 +133,8 @@ pub struct WindowInner {
     pub(crate) timestamped: bool,
     pub(crate) window_size: i64,
     pub(crate) seq: u32,
+    /// The timestamp of the record being processed (for writes through a plain view of a timestamped store).
+    pub(crate) clock: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl WindowInner {
@@ -208,7 +210,7 @@ impl<K: Encode + Decode, V: Encode + Decode> WindowStore<K, V> {
         let k = encode_key(&inner.name, key)?;
         let mut v = encode_value(&inner.name, value)?;
         if self.plain_view {
-            let now = inner.logger.as_ref().map(|l| l.clock.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
+            let now = inner.clock.load(std::sync::atomic::Ordering::Relaxed);
             v = join_timestamp(now, &v);
         }
         inner.put(&k, window_start, Some(&v))
