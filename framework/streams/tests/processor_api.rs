@@ -401,3 +401,25 @@ fn tasks_run_one_subtopology_each_and_read_global_stores_handed_to_them() {
     second.process(repartitioned, &mut joined).unwrap();
     assert_eq!((joined[0].topic.as_str(), joined[0].value.as_deref()), ("out", Some(&b"p1:lamp"[..])));
 }
+
+#[test]
+fn process_values_keeps_the_stream_free_of_repartitioning_where_process_does_not() {
+    struct Len;
+    impl Processor<String, String, String, i64> for Len {
+        fn process(
+            &mut self,
+            r: Record<String, String>,
+            ctx: &mut ProcessorContext<'_, String, i64>,
+        ) -> Result<(), BoxError> {
+            let n = r.value().len() as i64;
+            Ok(ctx.forward(r.with_value(n))?)
+        }
+    }
+    let b = StreamsBuilder::new();
+    b.stream::<String, String>("a").process_values(|| Len, &[]).group_by_key().count();
+    assert!(b.build().repartition_topics("app").is_empty());
+    b.stream::<String, String>("b").process(|| Len, &[]).group_by_key().count();
+    assert_eq!(b.build().repartition_topics("app").len(), 1);
+    let d = TopologyTestDriver::new(b.build(), StreamsConfig::new("app")).unwrap();
+    d.create_input_topic::<String, String>("a").pipe_input("k".into(), "abc".into()).unwrap();
+}

@@ -316,6 +316,21 @@ impl<K: Data, V: Data> KStream<K, V> {
         KStream::new(self.b.clone(), node, true)
     }
 
+    /// Runs a custom processor that keeps keys as they are (Kafka's `processValues`): unlike
+    /// [`process`](Self::process), it does not mark the stream for repartitioning. Keeping the key is the
+    /// processor's promise; it is not checked.
+    pub fn process_values<V2: Data, P>(
+        &self,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+        stores: &[&str],
+    ) -> KStream<K, V2>
+    where
+        P: Processor<K, V, K, V2>,
+    {
+        let stream = self.process::<K, V2, P>(supplier, stores);
+        KStream::new(self.b.clone(), stream.node, self.repartition_required)
+    }
+
     /// Groups by the current key, for aggregations.
     pub fn group_by_key(&self) -> KGroupedStream<K, V> {
         KGroupedStream::new(self.clone(), None)
