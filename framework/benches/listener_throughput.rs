@@ -1,6 +1,7 @@
 //! Records/s through a `#[kafka_listener]` (concurrency 1 and 4) against a bare rdkafka `StreamConsumer` loop on the
 //! same topic, both against the bundled broker in-process. Run: `cargo bench -p spate --bench listener_throughput`
-//! (`BENCH_RECORDS`, `BENCH_ROUNDS` to change the size). Time is measured from the first record received to the
+//! (`BENCH_RECORDS`, `BENCH_ROUNDS` to change the size; `BENCH_ONLY=listener|bare` and `BENCH_CONCURRENCY=1` to
+//! run one side for profiling). Time is measured from the first record received to the
 //! last, so group joins are not counted.
 
 #[global_allocator]
@@ -114,6 +115,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+    }
     let records: u64 = std::env::var("BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(400_000);
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let broker = EmbeddedBroker::builder().topic(TOPIC, PARTITIONS).start().await.expect("broker");
@@ -126,13 +130,28 @@ async fn main() {
     println!("{records} records of 100 bytes on {PARTITIONS} partitions; median of {rounds} rounds; records/s from first to last record");
     println!("| consumer | concurrency | records/s | vs bare |");
     println!("| --- | --- | --- | --- |");
-    for concurrency in [1, 4] {
+    // BENCH_ONLY=listener|bare runs one side (for profiling); BENCH_CONCURRENCY=1 one concurrency.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let concurrencies: Vec<usize> = match std::env::var("BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()) {
+        Some(c) => vec![c],
+        None => vec![1, 4],
+    };
+    for concurrency in concurrencies {
         let mut bare = Vec::new();
         let mut fw = Vec::new();
         // Interleaved rounds, so drift (page cache, CPU frequency, other load) hits both alike.
         for round in 0..rounds {
-            bare.push(bare_run(&broker, concurrency, records, round).await);
-            fw.push(framework_run(&broker, concurrency, records, round).await);
+            if only != "listener" {
+                bare.push(bare_run(&broker, concurrency, records, round).await);
+            }
+            if only != "bare" {
+                fw.push(framework_run(&broker, concurrency, records, round).await);
+            }
+        }
+        if bare.is_empty() || fw.is_empty() {
+            let (name, v) = if bare.is_empty() { ("#[kafka_listener]", fw) } else { ("bare", bare) };
+            println!("| {name} | {concurrency} | {:.0} | |", median(v));
+            continue;
         }
         let (b, f) = (median(bare), median(fw));
         println!("| bare rdkafka StreamConsumer loop | {concurrency} | {b:.0} | 100% |");

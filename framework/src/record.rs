@@ -44,30 +44,35 @@ pub enum TimestampType {
 /// h.insert("traceparent", "00-abc-def-01");
 /// assert_eq!(h.get_str("traceparent"), Some("00-abc-def-01"));
 /// ```
+///
+/// Cloning is a reference-count increment (the container hands a record to the handler once per attempt, and
+/// most records carry a `traceparent`); the first change to a shared copy copies the list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(Vec<(String, Option<Bytes>)>);
+pub struct Headers(Arc<Vec<(String, Option<Bytes>)>>);
 
 impl Headers {
     /// No headers.
     pub fn new() -> Self {
-        Headers(Vec::new())
+        Headers::default()
     }
 
     /// Appends a header (names may repeat).
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Bytes>) -> &mut Self {
-        self.0.push((name.into(), Some(value.into())));
+        Arc::make_mut(&mut self.0).push((name.into(), Some(value.into())));
         self
     }
 
     /// Appends a header with a null value.
     pub fn insert_null(&mut self, name: impl Into<String>) -> &mut Self {
-        self.0.push((name.into(), None));
+        Arc::make_mut(&mut self.0).push((name.into(), None));
         self
     }
 
     /// Removes every header with this name (Kafka's `Headers.remove`).
     pub fn remove(&mut self, name: &str) -> &mut Self {
-        self.0.retain(|(n, _)| n != name);
+        if self.0.iter().any(|(n, _)| n == name) {
+            Arc::make_mut(&mut self.0).retain(|(n, _)| n != name);
+        }
         self
     }
 
@@ -101,7 +106,7 @@ impl Headers {
             return None;
         }
         let mut out = rdkafka::message::OwnedHeaders::new_with_capacity(self.0.len());
-        for (k, v) in &self.0 {
+        for (k, v) in self.0.iter() {
             out = out.insert(rdkafka::message::Header { key: k, value: v.as_deref() });
         }
         Some(out)
@@ -177,7 +182,9 @@ impl Record {
         };
         let headers = match msg.headers() {
             None => Headers::new(),
-            Some(h) => Headers(h.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect()),
+            Some(h) => {
+                Headers(Arc::new(h.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect()))
+            }
         };
         Record {
             topic,
