@@ -57,6 +57,18 @@ pub struct StreamsConfig {
     pub num_standby_replicas: u32,
     /// `default.deserialization.exception.handler`.
     pub deserialization_handler: DeserializationHandler,
+    /// `commit.interval.ms`; `None` is Kafka's default: 30 000 under at-least-once, 100 under exactly-once.
+    pub commit_interval_ms: Option<u64>,
+    /// Names this instance in the transactional ids of its stream threads
+    /// (`<application.id>-<instance id>-<thread index>`); a random UUID when `None`. Give an instance a stable id
+    /// so that, restarted after a crash, it fences its previous incarnation and aborts its open transactions at
+    /// once instead of after `transaction.timeout.ms`. Two running instances must not share one.
+    pub instance_id: Option<String>,
+    /// librdkafka properties applied to every client the runtime creates (consumers, producers, admin), e.g.
+    /// `session.timeout.ms`; the runtime's own settings (group, isolation, partitioner...) win.
+    pub client_properties: Vec<(String, String)>,
+    /// `replication.factor` of the internal topics (repartition and changelog topics) the runtime creates.
+    pub replication_factor: i32,
 }
 
 impl StreamsConfig {
@@ -70,6 +82,10 @@ impl StreamsConfig {
             state_dir: std::env::temp_dir().join("spate-streams"),
             num_standby_replicas: 0,
             deserialization_handler: DeserializationHandler::LogAndFail,
+            commit_interval_ms: None,
+            instance_id: None,
+            client_properties: Vec::new(),
+            replication_factor: 1,
         }
     }
     /// `bootstrap.servers`.
@@ -100,6 +116,33 @@ impl StreamsConfig {
     /// `default.deserialization.exception.handler`.
     pub fn deserialization_handler(mut self, h: DeserializationHandler) -> Self {
         self.deserialization_handler = h;
+        self
+    }
+    /// `commit.interval.ms`.
+    pub fn commit_interval_ms(mut self, ms: u64) -> Self {
+        self.commit_interval_ms = Some(ms);
+        self
+    }
+    /// The commit interval in effect: the configured one, else Kafka's default for the processing guarantee.
+    pub fn effective_commit_interval_ms(&self) -> u64 {
+        self.commit_interval_ms.unwrap_or(match self.processing_guarantee {
+            ProcessingGuarantee::AtLeastOnce => 30_000,
+            ProcessingGuarantee::ExactlyOnceV2 => 100,
+        })
+    }
+    /// See [`instance_id`](Self::instance_id) (the field).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+    /// `replication.factor` of internal topics.
+    pub fn replication_factor(mut self, n: i32) -> Self {
+        self.replication_factor = n;
+        self
+    }
+    /// Adds a librdkafka property for every client of the runtime.
+    pub fn client_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.client_properties.push((key.into(), value.into()));
         self
     }
 }
