@@ -106,7 +106,7 @@ impl Shared {
 /// ```no_run
 /// use spate_streams::{KafkaStreams, StreamsBuilder, StreamsConfig, Materialized};
 /// let builder = StreamsBuilder::new();
-/// builder.stream::<String, String>("words").group_by_key().count(Materialized::as_("counts")).to_stream().to("word-counts");
+/// builder.stream::<String, String>("words").group_by_key().count_with(Materialized::as_("counts")).to_stream().to("word-counts");
 /// let config = StreamsConfig::new("word-count").bootstrap_servers("127.0.0.1:9092");
 /// let mut streams = KafkaStreams::new(builder.build(), config);
 /// streams.start().unwrap();
