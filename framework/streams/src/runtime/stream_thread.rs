@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +27,8 @@ use crate::{
 /// How long transaction and flush operations may wait for the cluster.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(50);
+/// Records taken from the consumer per loop turn (then punctuation and the commit check run).
+const MAX_BATCH: usize = 500;
 
 struct TaskEntry {
     task: StreamTask,
@@ -59,12 +61,16 @@ pub(crate) struct ThreadInner {
 
 pub(crate) struct ThreadContext {
     inner: Arc<Mutex<ThreadInner>>,
+    /// Counts rebalance callbacks, so the loop can drop records it polled before one (their tasks were committed
+    /// and closed; processing them after the new assignment would process them twice).
+    rebalances: AtomicU64,
 }
 
 impl ClientContext for ThreadContext {}
 
 impl ConsumerContext for ThreadContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::AcqRel);
         if let Rebalance::Revoke(_) = rebalance {
             let mut inner = self.inner.lock();
             inner.shared.set_phase(inner.index, ThreadPhase::Rebalancing);
@@ -81,6 +87,7 @@ impl ConsumerContext for ThreadContext {
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::AcqRel);
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let mut inner = self.inner.lock();
@@ -91,6 +98,13 @@ impl ConsumerContext for ThreadContext {
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
     }
+}
+
+/// Delivery offsets are kept for the thread's lifetime: a task that left and came back restored past what this
+/// thread once wrote, so the larger offset wins.
+fn merge_offset(offsets: &mut Checkpoint, topic: &str, partition: i32, offset: i64) {
+    let e = offsets.entry((topic.to_owned(), partition)).or_insert(offset);
+    *e = (*e).max(offset);
 }
 
 fn now_ms() -> i64 {
@@ -225,7 +239,7 @@ impl ThreadInner {
             let id = entry.task.id();
             for ((t, p), o) in &written {
                 if *p == id.partition && plan.changelogs_of(id.subtopology as usize).any(|c| &c.topic == t) {
-                    entry.changelog_offsets.insert((t.clone(), *p), *o);
+                    merge_offset(&mut entry.changelog_offsets, t, *p, *o);
                 }
             }
             if !self.eos && entry.has_persistent_logged {
@@ -244,7 +258,7 @@ impl ThreadInner {
             if clean && entry.has_persistent_logged {
                 for ((t, p), o) in &written {
                     if *p == id.partition && self.plan.changelogs_of(id.subtopology as usize).any(|c| &c.topic == t) {
-                        entry.changelog_offsets.insert((t.clone(), *p), *o);
+                        merge_offset(&mut entry.changelog_offsets, t, *p, *o);
                     }
                 }
                 if let Err(e) = write_checkpoint(&entry.dir.join(CHECKPOINT_FILE), &entry.changelog_offsets) {
@@ -305,7 +319,7 @@ pub(crate) fn run(
         .set("partition.assignment.strategy", "range")
         .set("isolation.level", if eos { "read_committed" } else { "read_uncommitted" });
     let consumer: BaseConsumer<ThreadContext> = cc
-        .create_with_context(ThreadContext { inner: inner.clone() })
+        .create_with_context(ThreadContext { inner: inner.clone(), rebalances: AtomicU64::new(0) })
         .map_err(|e| kafka("creating the consumer", e))?;
     let topics = plan.subscription();
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -338,17 +352,34 @@ fn run_loop(
     let mut last_commit = Instant::now();
     let index = inner.lock().index;
     while !shared.stop.load(Ordering::Acquire) {
-        let polled = consumer.poll(POLL).map(|r| {
-            r.map(|m| ConsumedRecord {
-                topic: m.topic().to_owned(),
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp: m.timestamp().to_millis().unwrap_or(-1),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers: m.headers().map(convert_headers).unwrap_or_default(),
-            })
-        });
+        let mut batch = Vec::new();
+        let mut generation = consumer.context().rebalances.load(Ordering::Acquire);
+        let mut timeout = POLL;
+        while batch.len() < MAX_BATCH {
+            let polled = consumer.poll(timeout);
+            let now = consumer.context().rebalances.load(Ordering::Acquire);
+            if now != generation {
+                batch.clear();
+                generation = now;
+            }
+            match polled {
+                Some(Ok(m)) => batch.push(ConsumedRecord {
+                    topic: m.topic().to_owned(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp: m.timestamp().to_millis().unwrap_or(-1),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers: m.headers().map(convert_headers).unwrap_or_default(),
+                }),
+                Some(Err(e)) => {
+                    tracing::warn!(thread = index, error = %e, "consumer error");
+                    break;
+                }
+                None => break,
+            }
+            timeout = Duration::ZERO;
+        }
         let mut guard = inner.lock();
         if let Some(e) = guard.failure.take() {
             return Err(e);
@@ -357,10 +388,8 @@ fn run_loop(
             guard.create_tasks(assigned)?;
             shared.set_phase(index, ThreadPhase::Running);
         }
-        match polled {
-            Some(Ok(record)) => guard.process(record)?,
-            Some(Err(e)) => tracing::warn!(thread = index, error = %e, "consumer error"),
-            None => {}
+        for record in batch {
+            guard.process(record)?;
         }
         let requested = guard.punctuate()?;
         guard.producer.poll(Duration::ZERO);
