@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::global_thread::{GlobalTask, GLOBAL_TASK};
 use super::internal_topics::{prepare, TopicPlan};
 use super::queries::{QueryableStore, StoreQueryParameters, StoreRegistry};
 use super::stream_thread;
@@ -175,11 +176,6 @@ impl KafkaStreams {
         if let Some(first) = self.topology.build_errors.first() {
             return Err(StreamsError::Topology(first.clone()));
         }
-        if !self.topology.global_nodes().is_empty() {
-            return Err(StreamsError::Topology(
-                "global tables are not supported by the runtime yet (only by TopologyTestDriver)".into(),
-            ));
-        }
         self.shared.transition(State::Rebalancing);
         let plan: Arc<TopicPlan> = match prepare(&self.topology, &self.config) {
             Ok(p) => Arc::new(p),
@@ -188,14 +184,39 @@ impl KafkaStreams {
                 return Err(e);
             }
         };
+        // Global tables are read to their end before any stream task runs, as Kafka's global thread does.
+        let mut global_stores = Vec::new();
+        if !self.topology.global_nodes().is_empty() {
+            let global = match GlobalTask::bootstrap(&self.topology, &self.config) {
+                Ok(g) => g,
+                Err(e) => {
+                    self.shared.fail(e.to_string());
+                    return Err(e);
+                }
+            };
+            global_stores = global.stores();
+            self.shared.registry.register(GLOBAL_TASK, global_stores.clone());
+            let shared = self.shared.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("{}-GlobalStreamThread", self.config.application_id))
+                .spawn(move || {
+                    if let Err(e) = global.run(shared.clone()) {
+                        tracing::error!(error = %e, "global stream thread failed");
+                        shared.fail(e.to_string());
+                    }
+                })
+                .map_err(|e| StreamsError::Topology(format!("cannot spawn the global thread: {e}")))?;
+            self.threads.push(handle);
+        }
+        let global_stores = Arc::new(global_stores);
         for index in 0..self.config.num_stream_threads.max(1) {
-            let (topology, config, plan, shared) =
-                (self.topology.clone(), self.config.clone(), plan.clone(), self.shared.clone());
+            let (topology, config, plan, shared, globals) =
+                (self.topology.clone(), self.config.clone(), plan.clone(), self.shared.clone(), global_stores.clone());
             let name = format!("{}-StreamThread-{}", self.config.application_id, index + 1);
             let handle = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || {
-                    let result = stream_thread::run(index, topology, config, plan, shared.clone());
+                    let result = stream_thread::run(index, topology, config, plan, globals, shared.clone());
                     shared.set_phase(index, ThreadPhase::Dead);
                     if let Err(e) = result {
                         tracing::error!(thread = index, error = %e, "stream thread failed");

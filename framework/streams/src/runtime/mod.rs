@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod collector;
+mod global_thread;
 mod internal_topics;
 mod kafka_streams;
 mod partitioner;

@@ -20,6 +20,7 @@ use super::collector::{DeliveryContext, ProducerCollector, StreamsProducer};
 use super::internal_topics::{client_config, TopicPlan};
 use super::kafka_streams::{Shared, ThreadPhase};
 use super::restore::{restore_task, wipe_unrecoverable};
+use crate::state::StoreHandle;
 use crate::{
     ConsumedRecord, ProcessingGuarantee, StoreBuilder, StreamTask, StreamsConfig, StreamsError, TaskId, Topology,
 };
@@ -47,6 +48,8 @@ pub(crate) struct ThreadInner {
     config: Arc<StreamsConfig>,
     plan: Arc<TopicPlan>,
     builders: HashMap<String, StoreBuilder>,
+    /// The instance's global stores, shared by every task.
+    global_stores: Arc<Vec<StoreHandle>>,
     shared: Arc<Shared>,
     producer: StreamsProducer,
     deliveries: DeliveryContext,
@@ -107,7 +110,7 @@ fn merge_offset(offsets: &mut Checkpoint, topic: &str, partition: i32, offset: i
     *e = (*e).max(offset);
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -152,13 +155,18 @@ impl ThreadInner {
             let changelogs: Vec<_> = self.plan.changelogs_of(sub).collect();
             wipe_unrecoverable(&dir, &changelogs, &checkpoint, id.partition)?;
             let mut task = StreamTask::new(&self.topology, id, &self.config, Some(&self.plan.sub_nodes[sub]))?;
+            for g in self.global_stores.iter() {
+                task.add_global_store(g.clone());
+            }
             let restored = restore_task(&task, &changelogs, &checkpoint, &self.config, &self.builders)?;
             task.set_wall_clock(now_ms());
             let mut collector = self.collector();
             task.init(&mut collector)?;
             self.dirty |= collector.sent > 0;
             let has_persistent_logged = changelogs.iter().any(|c| c.persistent);
-            self.shared.registry.register(id, task.stores());
+            let local =
+                task.stores().into_iter().filter(|s| !self.topology.global_stores.contains(&s.name())).collect();
+            self.shared.registry.register(id, local);
             tracing::info!(thread = self.index, task = %id, "task created");
             self.tasks.insert(
                 id,
@@ -275,6 +283,7 @@ pub(crate) fn run(
     topology: Arc<Topology>,
     config: Arc<StreamsConfig>,
     plan: Arc<TopicPlan>,
+    global_stores: Arc<Vec<StoreHandle>>,
     shared: Arc<Shared>,
 ) -> Result<(), StreamsError> {
     let eos = config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
@@ -299,6 +308,7 @@ pub(crate) fn run(
         config: config.clone(),
         plan: plan.clone(),
         builders,
+        global_stores,
         shared: shared.clone(),
         producer,
         deliveries,
