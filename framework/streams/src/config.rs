@@ -1,4 +1,4 @@
-//! Application settings (Kafka's `StreamsConfig`), with Kafka's names and defaults where part A uses them.
+//! Application settings (Kafka's `StreamsConfig`), with Kafka's names and defaults.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ pub enum ProcessingGuarantee {
     /// Records may be processed again after a failure.
     #[default]
     AtLeastOnce,
-    /// Outputs, changelogs and consumed offsets commit in one transaction (part B).
+    /// Outputs, changelogs and consumed offsets commit in one transaction (`exactly_once_v2`).
     ExactlyOnceV2,
 }
 
@@ -45,15 +45,15 @@ pub enum DslStoreType {
 pub struct StreamsConfig {
     /// `application.id`: the consumer group, and the prefix of internal topics.
     pub application_id: String,
-    /// `bootstrap.servers` (part B).
+    /// `bootstrap.servers` (`127.0.0.1:9092` when unset).
     pub bootstrap_servers: Option<String>,
-    /// `num.stream.threads` (part B).
+    /// `num.stream.threads`.
     pub num_stream_threads: usize,
     /// `processing.guarantee`.
     pub processing_guarantee: ProcessingGuarantee,
     /// `state.dir`.
     pub state_dir: PathBuf,
-    /// `num.standby.replicas` (part B).
+    /// `num.standby.replicas`: accepted, not acted on yet (the runtime keeps no standby tasks).
     pub num_standby_replicas: u32,
     /// `default.deserialization.exception.handler`.
     pub deserialization_handler: DeserializationHandler,
