@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use super::global_thread::{GlobalTask, GLOBAL_TASK};
 use super::internal_topics::{prepare, TopicPlan};
 use super::queries::{QueryableStore, StoreQueryParameters, StoreRegistry};
+use super::standby::{self, StandbyState};
 use super::stream_thread;
 use crate::{StreamsConfig, StreamsError, Topology};
 
@@ -32,6 +33,7 @@ pub enum State {
 }
 
 type StateListener = Box<dyn Fn(State, State) + Send + Sync>;
+type RestoreListener = Box<dyn Fn(&str, &str, i32, u64) + Send + Sync>;
 
 /// What a thread's tasks are doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,11 @@ pub(crate) struct Shared {
     error: Mutex<Option<String>>,
     pub(crate) stop: AtomicBool,
     pub(crate) registry: Arc<StoreRegistry>,
+    /// The standby tasks' stores (queryable with `enable_stale_stores`).
+    pub(crate) standby_registry: Arc<StoreRegistry>,
+    /// Present when `num.standby.replicas` ≥ 1.
+    pub(crate) standby: Option<Arc<StandbyState>>,
+    restore_listener: Mutex<Option<RestoreListener>>,
     /// Names this instance in transactional ids when no `instance_id` is configured.
     pub(crate) process_id: String,
 }
@@ -95,6 +102,13 @@ impl Shared {
         self.transition(next);
     }
 
+    /// A store finished restoring one changelog partition (Kafka's `StateRestoreListener.onRestoreEnd`).
+    pub(crate) fn restore_ended(&self, store: &str, topic: &str, partition: i32, restored: u64) {
+        if let Some(l) = self.restore_listener.lock().as_ref() {
+            l(store, topic, partition, restored);
+        }
+    }
+
     fn fail(&self, error: String) {
         self.error.lock().get_or_insert(error);
         self.stop.store(true, Ordering::Release);
@@ -134,6 +148,7 @@ impl KafkaStreams {
     /// An application instance for `topology`, not started.
     pub fn new(topology: Topology, config: StreamsConfig) -> Self {
         let threads = config.num_stream_threads.max(1);
+        let standby = (config.num_standby_replicas > 0).then(|| Arc::new(StandbyState::default()));
         KafkaStreams {
             topology: Arc::new(topology),
             config: Arc::new(config),
@@ -144,6 +159,9 @@ impl KafkaStreams {
                 error: Mutex::new(None),
                 stop: AtomicBool::new(false),
                 registry: Arc::new(StoreRegistry::default()),
+                standby_registry: Arc::new(StoreRegistry::default()),
+                standby,
+                restore_listener: Mutex::new(None),
                 process_id: uuid::Uuid::new_v4().to_string(),
             }),
             threads: Vec::new(),
@@ -153,6 +171,21 @@ impl KafkaStreams {
     /// Called with (new state, old state) at each transition (Kafka's `setStateListener`). Set before `start`.
     pub fn set_state_listener(&mut self, listener: impl Fn(State, State) + Send + Sync + 'static) {
         *self.shared.listener.lock() = Some(Box::new(listener));
+    }
+
+    /// Called when a store finished restoring a changelog partition, with the store, the changelog topic, the
+    /// partition and the number of records restored (Kafka's `setGlobalStateRestoreListener`, `onRestoreEnd`).
+    /// Set before `start`.
+    pub fn set_global_state_restore_listener(
+        &mut self,
+        listener: impl Fn(&str, &str, i32, u64) + Send + Sync + 'static,
+    ) {
+        *self.shared.restore_listener.lock() = Some(Box::new(listener));
+    }
+
+    /// The tasks this instance keeps standby replicas of (empty unless `num.standby.replicas` ≥ 1).
+    pub fn standby_tasks(&self) -> Vec<crate::TaskId> {
+        self.shared.standby.as_ref().map(|s| s.standby_tasks()).unwrap_or_default()
     }
 
     /// The current state.
@@ -209,6 +242,20 @@ impl KafkaStreams {
             self.threads.push(handle);
         }
         let global_stores = Arc::new(global_stores);
+        if let Some(state) = self.shared.standby.clone() {
+            let (topology, config, plan, shared) =
+                (self.topology.clone(), self.config.clone(), plan.clone(), self.shared.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("{}-StandbyThread", self.config.application_id))
+                .spawn(move || {
+                    if let Err(e) = standby::run(topology, config, plan, state, shared.clone()) {
+                        tracing::error!(error = %e, "standby thread failed");
+                        shared.fail(e.to_string());
+                    }
+                })
+                .map_err(|e| StreamsError::Topology(format!("cannot spawn the standby thread: {e}")))?;
+            self.threads.push(handle);
+        }
         for index in 0..self.config.num_stream_threads.max(1) {
             let (topology, config, plan, shared, globals) =
                 (self.topology.clone(), self.config.clone(), plan.clone(), self.shared.clone(), global_stores.clone());
@@ -273,7 +320,12 @@ impl KafkaStreams {
         if !self.topology.stores.contains_key(&params.name) {
             return Err(StreamsError::store(&params.name, "the topology has no store of this name"));
         }
-        Ok(S::create(params.name, self.shared.registry.clone()))
+        let registries = if params.stale {
+            vec![self.shared.registry.clone(), self.shared.standby_registry.clone()]
+        } else {
+            vec![self.shared.registry.clone()]
+        };
+        Ok(S::create(params.name, registries))
     }
 }
 

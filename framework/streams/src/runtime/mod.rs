@@ -9,6 +9,7 @@ mod kafka_streams;
 mod partitioner;
 mod queries;
 mod restore;
+mod standby;
 mod stream_thread;
 
 pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};

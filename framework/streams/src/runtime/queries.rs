@@ -43,12 +43,20 @@ impl StoreRegistry {
 #[derive(Debug, Clone)]
 pub struct StoreQueryParameters {
     pub(crate) name: String,
+    pub(crate) stale: bool,
 }
 
 impl StoreQueryParameters {
     /// The store named `name` (the `Materialized::as_` name, or a Processor API store's name).
     pub fn from_name(name: impl Into<String>) -> Self {
-        StoreQueryParameters { name: name.into() }
+        StoreQueryParameters { name: name.into(), stale: false }
+    }
+
+    /// Also reads the store's standby replicas on this instance, which may lag behind the active task (Kafka's
+    /// `enableStaleStores`).
+    pub fn enable_stale_stores(mut self) -> Self {
+        self.stale = true;
+        self
     }
 
     /// The store's name.
@@ -61,28 +69,28 @@ impl StoreQueryParameters {
 pub trait QueryableStore: Sized {
     /// Builds the view.
     #[doc(hidden)]
-    fn create(name: String, registry: Arc<StoreRegistry>) -> Self;
+    fn create(name: String, registries: Vec<Arc<StoreRegistry>>) -> Self;
 }
 
 /// A read-only key-value store over every local instance (plain values, also for timestamped stores such as
 /// the DSL's `count`/`aggregate` tables).
 pub struct ReadOnlyKeyValueStore<K, V> {
     name: String,
-    registry: Arc<StoreRegistry>,
+    registries: Vec<Arc<StoreRegistry>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K, V> QueryableStore for ReadOnlyKeyValueStore<K, V> {
-    fn create(name: String, registry: Arc<StoreRegistry>) -> Self {
-        ReadOnlyKeyValueStore { name, registry, _types: PhantomData }
+    fn create(name: String, registries: Vec<Arc<StoreRegistry>>) -> Self {
+        ReadOnlyKeyValueStore { name, registries, _types: PhantomData }
     }
 }
 
 impl<K: Encode + Decode, V: Encode + Decode> ReadOnlyKeyValueStore<K, V> {
     fn instances(&self) -> Result<Vec<crate::KeyValueStore<K, V>>, StreamsError> {
-        self.registry
-            .handles(&self.name)
+        self.registries
             .iter()
+            .flat_map(|r| r.handles(&self.name))
             .map(|h| {
                 h.key_value_store::<K, V>().ok_or_else(|| StreamsError::store(&self.name, "not a key-value store"))
             })
@@ -130,21 +138,21 @@ impl<K: Encode + Decode, V: Encode + Decode> ReadOnlyKeyValueStore<K, V> {
 /// A read-only window store over every local instance.
 pub struct ReadOnlyWindowStore<K, V> {
     name: String,
-    registry: Arc<StoreRegistry>,
+    registries: Vec<Arc<StoreRegistry>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K, V> QueryableStore for ReadOnlyWindowStore<K, V> {
-    fn create(name: String, registry: Arc<StoreRegistry>) -> Self {
-        ReadOnlyWindowStore { name, registry, _types: PhantomData }
+    fn create(name: String, registries: Vec<Arc<StoreRegistry>>) -> Self {
+        ReadOnlyWindowStore { name, registries, _types: PhantomData }
     }
 }
 
 impl<K: Encode + Decode + Clone, V: Encode + Decode> ReadOnlyWindowStore<K, V> {
     fn instances(&self) -> Result<Vec<crate::WindowStore<K, V>>, StreamsError> {
-        self.registry
-            .handles(&self.name)
+        self.registries
             .iter()
+            .flat_map(|r| r.handles(&self.name))
             .map(|h| h.window_store::<K, V>().ok_or_else(|| StreamsError::store(&self.name, "not a window store")))
             .collect()
     }

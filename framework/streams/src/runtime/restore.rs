@@ -12,6 +12,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::checkpoint::Checkpoint;
 use super::internal_topics::{client_config, ChangelogSpec};
+use super::kafka_streams::Shared;
 use crate::{ProcessingGuarantee, StoreBuilder, StreamTask, StreamsConfig, StreamsError};
 
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +53,8 @@ pub(crate) fn restore_task(
     checkpoint: &Checkpoint,
     config: &StreamsConfig,
     builders: &HashMap<String, StoreBuilder>,
+    resume_all: bool,
+    shared: &Shared,
 ) -> Result<Checkpoint, StreamsError> {
     let partition = task.id().partition;
     let mut restored = Checkpoint::new();
@@ -78,16 +81,20 @@ pub(crate) fn restore_task(
         let key = (c.topic.clone(), partition);
         let (low, high) =
             consumer.fetch_watermarks(&c.topic, partition, WATERMARK_TIMEOUT).map_err(|e| kafka(&c.store, e))?;
+        // `resume_all`: the stores come from a standby, which applied the changelog up to its offsets.
+        let resumable = persistent || resume_all;
         let from = match checkpoint.get(&key) {
-            Some(o) if persistent => (o + 1).max(low),
+            Some(o) if resumable => (o + 1).max(low),
             _ => low,
         };
-        if let Some(o) = checkpoint.get(&key).filter(|_| persistent) {
+        if let Some(o) = checkpoint.get(&key).filter(|_| resumable) {
             restored.insert(key.clone(), *o);
         }
         if from >= high {
+            shared.restore_ended(&c.store, &c.topic, partition, 0);
             continue;
         }
+        let before = count;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&c.topic, partition, Offset::Offset(from)).map_err(|e| kafka(&c.store, e))?;
         consumer.assign(&tpl).map_err(|e| kafka(&c.store, e))?;
@@ -115,6 +122,7 @@ pub(crate) fn restore_task(
                 }
             }
         }
+        shared.restore_ended(&c.store, &c.topic, partition, count - before);
     }
     tracing::info!(task = %task.id(), records = count, "restored stores from their changelogs");
     Ok(restored)

@@ -144,21 +144,50 @@ impl ThreadInner {
             }
             let sub = id.subtopology as usize;
             let dir = self.config.state_dir.join(&self.config.application_id).join(id.to_string());
-            let checkpoint_path = dir.join(CHECKPOINT_FILE);
-            let checkpoint = read_checkpoint(&checkpoint_path)?;
-            if self.eos && !checkpoint.is_empty() {
-                // Kafka keeps no checkpoint while an exactly-once task runs: after a crash the stores may hold
-                // uncommitted writes, so without one they are rebuilt from the committed changelog.
-                std::fs::remove_file(&checkpoint_path)
-                    .map_err(|e| StreamsError::store(".checkpoint", format!("{}: {e}", checkpoint_path.display())))?;
-            }
             let changelogs: Vec<_> = self.plan.changelogs_of(sub).collect();
-            wipe_unrecoverable(&dir, &changelogs, &checkpoint, id.partition)?;
-            let mut task = StreamTask::new(&self.topology, id, &self.config, Some(&self.plan.sub_nodes[sub]))?;
+            let standby = self.shared.standby.as_ref().and_then(|s| s.activate(id, &self.shared));
+            let (mut task, restored) = match standby {
+                // A standby kept the stores current: restore only what it has not applied.
+                Some(s) => {
+                    let restored = restore_task(
+                        &s.task,
+                        &changelogs,
+                        &s.offsets,
+                        &self.config,
+                        &self.builders,
+                        true,
+                        &self.shared,
+                    )?;
+                    tracing::info!(thread = self.index, task = %id, "standby task promoted");
+                    (s.task, restored)
+                }
+                None => {
+                    let checkpoint_path = dir.join(CHECKPOINT_FILE);
+                    let checkpoint = read_checkpoint(&checkpoint_path)?;
+                    if self.eos && !checkpoint.is_empty() {
+                        // Kafka keeps no checkpoint while an exactly-once task runs: after a crash the stores may
+                        // hold uncommitted writes, so without one they are rebuilt from the committed changelog.
+                        std::fs::remove_file(&checkpoint_path).map_err(|e| {
+                            StreamsError::store(".checkpoint", format!("{}: {e}", checkpoint_path.display()))
+                        })?;
+                    }
+                    wipe_unrecoverable(&dir, &changelogs, &checkpoint, id.partition)?;
+                    let task = StreamTask::new(&self.topology, id, &self.config, Some(&self.plan.sub_nodes[sub]))?;
+                    let restored = restore_task(
+                        &task,
+                        &changelogs,
+                        &checkpoint,
+                        &self.config,
+                        &self.builders,
+                        false,
+                        &self.shared,
+                    )?;
+                    (task, restored)
+                }
+            };
             for g in self.global_stores.iter() {
                 task.add_global_store(g.clone());
             }
-            let restored = restore_task(&task, &changelogs, &checkpoint, &self.config, &self.builders)?;
             task.set_wall_clock(now_ms());
             let mut collector = self.collector();
             task.init(&mut collector)?;
@@ -262,6 +291,9 @@ impl ThreadInner {
         let written = self.deliveries.deliveries.lock().offsets.clone();
         for (id, mut entry) in std::mem::take(&mut self.tasks) {
             self.shared.registry.unregister(id);
+            if let Some(s) = &self.shared.standby {
+                s.deactivate(id);
+            }
             entry.task.close();
             if clean && entry.has_persistent_logged {
                 for ((t, p), o) in &written {
