@@ -53,7 +53,7 @@ pub struct StreamsConfig {
     pub processing_guarantee: ProcessingGuarantee,
     /// `state.dir`.
     pub state_dir: PathBuf,
-    /// `num.standby.replicas`: accepted, not acted on yet (the runtime keeps no standby tasks).
+    /// `num.standby.replicas`: 1 or more keeps standbys of every stateful task this instance does not run.
     pub num_standby_replicas: u32,
     /// `default.deserialization.exception.handler`.
     pub deserialization_handler: DeserializationHandler,

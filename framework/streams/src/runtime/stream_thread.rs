@@ -145,6 +145,14 @@ impl ThreadInner {
             let sub = id.subtopology as usize;
             let dir = self.config.state_dir.join(&self.config.application_id).join(id.to_string());
             let changelogs: Vec<_> = self.plan.changelogs_of(sub).collect();
+            let checkpoint_path = dir.join(CHECKPOINT_FILE);
+            let checkpoint = read_checkpoint(&checkpoint_path)?;
+            if self.eos && checkpoint_path.exists() {
+                // Kafka keeps no checkpoint while an exactly-once task runs: after a crash the stores may hold
+                // uncommitted writes, so without one they are rebuilt from the committed changelog.
+                std::fs::remove_file(&checkpoint_path)
+                    .map_err(|e| StreamsError::store(".checkpoint", format!("{}: {e}", checkpoint_path.display())))?;
+            }
             let standby = self.shared.standby.as_ref().and_then(|s| s.activate(id, &self.shared));
             let (mut task, restored) = match standby {
                 // A standby kept the stores current: restore only what it has not applied.
@@ -162,15 +170,6 @@ impl ThreadInner {
                     (s.task, restored)
                 }
                 None => {
-                    let checkpoint_path = dir.join(CHECKPOINT_FILE);
-                    let checkpoint = read_checkpoint(&checkpoint_path)?;
-                    if self.eos && !checkpoint.is_empty() {
-                        // Kafka keeps no checkpoint while an exactly-once task runs: after a crash the stores may
-                        // hold uncommitted writes, so without one they are rebuilt from the committed changelog.
-                        std::fs::remove_file(&checkpoint_path).map_err(|e| {
-                            StreamsError::store(".checkpoint", format!("{}: {e}", checkpoint_path.display()))
-                        })?;
-                    }
                     wipe_unrecoverable(&dir, &changelogs, &checkpoint, id.partition)?;
                     let task = StreamTask::new(&self.topology, id, &self.config, Some(&self.plan.sub_nodes[sub]))?;
                     let restored = restore_task(
