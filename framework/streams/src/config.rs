@@ -1,4 +1,4 @@
-//! Application settings (Kafka's `StreamsConfig`), with Kafka's names and defaults where part A uses them.
+//! Application settings (Kafka's `StreamsConfig`), with Kafka's names and defaults.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ pub enum ProcessingGuarantee {
     /// Records may be processed again after a failure.
     #[default]
     AtLeastOnce,
-    /// Outputs, changelogs and consumed offsets commit in one transaction (part B).
+    /// Outputs, changelogs and consumed offsets commit in one transaction (`exactly_once_v2`).
     ExactlyOnceV2,
 }
 
@@ -45,18 +45,30 @@ pub enum DslStoreType {
 pub struct StreamsConfig {
     /// `application.id`: the consumer group, and the prefix of internal topics.
     pub application_id: String,
-    /// `bootstrap.servers` (part B).
+    /// `bootstrap.servers` (`127.0.0.1:9092` when unset).
     pub bootstrap_servers: Option<String>,
-    /// `num.stream.threads` (part B).
+    /// `num.stream.threads`.
     pub num_stream_threads: usize,
     /// `processing.guarantee`.
     pub processing_guarantee: ProcessingGuarantee,
     /// `state.dir`.
     pub state_dir: PathBuf,
-    /// `num.standby.replicas` (part B).
+    /// `num.standby.replicas`: 1 or more keeps standbys of every stateful task this instance does not run.
     pub num_standby_replicas: u32,
     /// `default.deserialization.exception.handler`.
     pub deserialization_handler: DeserializationHandler,
+    /// `commit.interval.ms`; `None` is Kafka's default: 30 000 under at-least-once, 100 under exactly-once.
+    pub commit_interval_ms: Option<u64>,
+    /// Names this instance in the transactional ids of its stream threads
+    /// (`<application.id>-<instance id>-<thread index>`); a random UUID when `None`. Give an instance a stable id
+    /// so that, restarted after a crash, it fences its previous incarnation and aborts its open transactions at
+    /// once instead of after `transaction.timeout.ms`. Two running instances must not share one.
+    pub instance_id: Option<String>,
+    /// librdkafka properties applied to every client the runtime creates (consumers, producers, admin), e.g.
+    /// `session.timeout.ms`; the runtime's own settings (group, isolation, partitioner...) win.
+    pub client_properties: Vec<(String, String)>,
+    /// `replication.factor` of the internal topics (repartition and changelog topics) the runtime creates.
+    pub replication_factor: i32,
 }
 
 impl StreamsConfig {
@@ -70,6 +82,10 @@ impl StreamsConfig {
             state_dir: std::env::temp_dir().join("spate-streams"),
             num_standby_replicas: 0,
             deserialization_handler: DeserializationHandler::LogAndFail,
+            commit_interval_ms: None,
+            instance_id: None,
+            client_properties: Vec::new(),
+            replication_factor: 1,
         }
     }
     /// `bootstrap.servers`.
@@ -100,6 +116,33 @@ impl StreamsConfig {
     /// `default.deserialization.exception.handler`.
     pub fn deserialization_handler(mut self, h: DeserializationHandler) -> Self {
         self.deserialization_handler = h;
+        self
+    }
+    /// `commit.interval.ms`.
+    pub fn commit_interval_ms(mut self, ms: u64) -> Self {
+        self.commit_interval_ms = Some(ms);
+        self
+    }
+    /// The commit interval in effect: the configured one, else Kafka's default for the processing guarantee.
+    pub fn effective_commit_interval_ms(&self) -> u64 {
+        self.commit_interval_ms.unwrap_or(match self.processing_guarantee {
+            ProcessingGuarantee::AtLeastOnce => 30_000,
+            ProcessingGuarantee::ExactlyOnceV2 => 100,
+        })
+    }
+    /// See [`instance_id`](Self::instance_id) (the field).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+    /// `replication.factor` of internal topics.
+    pub fn replication_factor(mut self, n: i32) -> Self {
+        self.replication_factor = n;
+        self
+    }
+    /// Adds a librdkafka property for every client of the runtime.
+    pub fn client_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.client_properties.push((key.into(), value.into()));
         self
     }
 }

@@ -36,6 +36,7 @@ type SessionFactory = Arc<dyn Fn(&StoreContext) -> Result<Box<dyn SessionBytesSt
 pub struct KeyValueBytesStoreSupplier {
     name: String,
     factory: KvFactory,
+    persistent: bool,
 }
 
 impl KeyValueBytesStoreSupplier {
@@ -44,7 +45,14 @@ impl KeyValueBytesStoreSupplier {
         name: impl Into<String>,
         factory: impl Fn(&StoreContext) -> Result<Box<dyn KeyValueBytesStore>, StreamsError> + Send + Sync + 'static,
     ) -> Self {
-        KeyValueBytesStoreSupplier { name: name.into(), factory: Arc::new(factory) }
+        KeyValueBytesStoreSupplier { name: name.into(), factory: Arc::new(factory), persistent: false }
+    }
+
+    /// Marks the store as keeping its data across restarts (in `<state.dir>`), so the runtime restores it from its
+    /// checkpointed changelog offset instead of from the beginning.
+    pub fn persistent(mut self) -> Self {
+        self.persistent = true;
+        self
     }
 }
 
@@ -54,6 +62,7 @@ pub struct WindowBytesStoreSupplier {
     name: String,
     window_size: i64,
     factory: WindowFactory,
+    persistent: bool,
 }
 
 /// Creates session stores of one name.
@@ -61,6 +70,7 @@ pub struct WindowBytesStoreSupplier {
 pub struct SessionBytesStoreSupplier {
     name: String,
     factory: SessionFactory,
+    persistent: bool,
 }
 
 /// Kafka's `Stores` factory.
@@ -90,6 +100,7 @@ impl Stores {
             let path = ctx.state_dir.join(&ctx.application_id).join(&ctx.task_id).join(&file);
             Ok(Box::new(super::RedbKeyValueStore::open(&name, &path)?))
         })
+        .persistent()
     }
 
     /// An in-memory window store keeping windows of `window_size` for `retention`.
@@ -104,6 +115,7 @@ impl Stores {
             name: name.into(),
             window_size: millis(window_size),
             factory: Arc::new(move |_| Ok(Box::new(InMemoryWindowStore::new(retention, retain_duplicates)))),
+            persistent: false,
         }
     }
 
@@ -125,6 +137,7 @@ impl Stores {
                 let path = ctx.state_dir.join(&ctx.application_id).join(&ctx.task_id).join(&file);
                 Ok(Box::new(super::RedbWindowStore::open(&store_name, &path, retention, retain_duplicates)?))
             }),
+            persistent: true,
         }
     }
 
@@ -134,6 +147,7 @@ impl Stores {
         SessionBytesStoreSupplier {
             name: name.into(),
             factory: Arc::new(move |_| Ok(Box::new(InMemorySessionStore::new(retention)))),
+            persistent: false,
         }
     }
 
@@ -149,32 +163,47 @@ impl Stores {
                 let path = ctx.state_dir.join(&ctx.application_id).join(&ctx.task_id).join(&file);
                 Ok(Box::new(super::RedbSessionStore::open(&store_name, &path, retention)?))
             }),
+            persistent: true,
         }
     }
 
     /// A key-value store for the Processor API (values stored as they are).
     pub fn key_value_store_builder(supplier: KeyValueBytesStoreSupplier) -> StoreBuilder {
-        StoreBuilder::new(supplier.name.clone(), StoreFactory::KeyValue(supplier.factory), false, 0)
+        StoreBuilder::new(
+            supplier.name.clone(),
+            StoreFactory::KeyValue(supplier.factory),
+            false,
+            0,
+            supplier.persistent,
+        )
     }
 
     /// A key-value store whose values carry a timestamp ([`ValueAndTimestamp`](crate::ValueAndTimestamp)).
     pub fn timestamped_key_value_store_builder(supplier: KeyValueBytesStoreSupplier) -> StoreBuilder {
-        StoreBuilder::new(supplier.name.clone(), StoreFactory::KeyValue(supplier.factory), true, 0)
+        StoreBuilder::new(supplier.name.clone(), StoreFactory::KeyValue(supplier.factory), true, 0, supplier.persistent)
     }
 
     /// A window store.
     pub fn window_store_builder(supplier: WindowBytesStoreSupplier) -> StoreBuilder {
-        StoreBuilder::new(supplier.name.clone(), StoreFactory::Window(supplier.factory), false, supplier.window_size)
+        let persistent = supplier.persistent;
+        StoreBuilder::new(
+            supplier.name,
+            StoreFactory::Window(supplier.factory),
+            false,
+            supplier.window_size,
+            persistent,
+        )
     }
 
     /// A window store whose values carry a timestamp.
     pub fn timestamped_window_store_builder(supplier: WindowBytesStoreSupplier) -> StoreBuilder {
-        StoreBuilder::new(supplier.name.clone(), StoreFactory::Window(supplier.factory), true, supplier.window_size)
+        let persistent = supplier.persistent;
+        StoreBuilder::new(supplier.name, StoreFactory::Window(supplier.factory), true, supplier.window_size, persistent)
     }
 
     /// A session store.
     pub fn session_store_builder(supplier: SessionBytesStoreSupplier) -> StoreBuilder {
-        StoreBuilder::new(supplier.name.clone(), StoreFactory::Session(supplier.factory), false, 0)
+        StoreBuilder::new(supplier.name.clone(), StoreFactory::Session(supplier.factory), false, 0, supplier.persistent)
     }
 }
 
@@ -204,11 +233,17 @@ pub struct StoreBuilder {
     logging: bool,
     timestamped: bool,
     window_size: i64,
+    persistent: bool,
 }
 
 impl StoreBuilder {
-    fn new(name: String, factory: StoreFactory, timestamped: bool, window_size: i64) -> Self {
-        StoreBuilder { name, factory, logging: true, timestamped, window_size }
+    fn new(name: String, factory: StoreFactory, timestamped: bool, window_size: i64, persistent: bool) -> Self {
+        StoreBuilder { name, factory, logging: true, timestamped, window_size, persistent }
+    }
+
+    /// Whether the store keeps its data on disk across restarts (the `persistent_*` suppliers).
+    pub fn persistent(&self) -> bool {
+        self.persistent
     }
 
     /// The store's name.
