@@ -81,6 +81,17 @@ impl Headers {
         self.0.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
     }
 
+    /// [`get`](Self::get) as a 4-byte big-endian integer, as Kafka's Java serializers and Spring write partitions;
+    /// `None` when absent or not 4 bytes.
+    pub fn get_i32(&self, name: &str) -> Option<i32> {
+        self.get(name).and_then(|v| <[u8; 4]>::try_from(v).ok()).map(i32::from_be_bytes)
+    }
+
+    /// [`get`](Self::get) as an 8-byte big-endian integer (offsets, timestamps); `None` when absent or not 8 bytes.
+    pub fn get_i64(&self, name: &str) -> Option<i64> {
+        self.get(name).and_then(|v| <[u8; 8]>::try_from(v).ok()).map(i64::from_be_bytes)
+    }
+
     /// [`get`](Self::get) as UTF-8; `None` when absent or not UTF-8.
     pub fn get_str(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|v| std::str::from_utf8(v).ok())

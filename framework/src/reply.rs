@@ -49,7 +49,7 @@ pub(crate) fn reply_destination(send_to: Option<&str>, incoming: Option<&Headers
         }
         // The partition belongs to the requested topic, not to the static one.
         if requested.is_some() {
-            partition = h.get(REPLY_PARTITION).and_then(|p| <[u8; 4]>::try_from(p).ok()).map(i32::from_be_bytes);
+            partition = h.get_i32(REPLY_PARTITION);
         }
     }
     Some(ReplyDestination { topic, partition, headers })

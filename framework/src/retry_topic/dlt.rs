@@ -4,7 +4,6 @@
 
 use tower::util::BoxCloneSyncService;
 
-use super::forwarding::{header_i32, header_i64};
 use crate::extract::FromRecord;
 use crate::kafka_headers as kh;
 use crate::listener::{Delivery, ListenerContext, ListenerError, ListenerService, Outcome};
@@ -46,13 +45,13 @@ impl DltInfo {
         let h = record.headers();
         DltInfo {
             original_topic: h.get_str(kh::DLT_ORIGINAL_TOPIC).map(str::to_string),
-            original_partition: header_i32(h, kh::DLT_ORIGINAL_PARTITION),
-            original_offset: header_i64(h, kh::DLT_ORIGINAL_OFFSET),
-            original_timestamp: header_i64(h, kh::DLT_ORIGINAL_TIMESTAMP),
+            original_partition: h.get_i32(kh::DLT_ORIGINAL_PARTITION),
+            original_offset: h.get_i64(kh::DLT_ORIGINAL_OFFSET),
+            original_timestamp: h.get_i64(kh::DLT_ORIGINAL_TIMESTAMP),
             original_consumer_group: h.get_str(kh::DLT_ORIGINAL_CONSUMER_GROUP).map(str::to_string),
             exception_fqcn: h.get_str(kh::DLT_EXCEPTION_FQCN).map(str::to_string),
             exception_message: h.get_str(kh::DLT_EXCEPTION_MESSAGE).map(str::to_string),
-            attempts: header_i32(h, kh::RETRY_TOPIC_ATTEMPTS),
+            attempts: h.get_i32(kh::RETRY_TOPIC_ATTEMPTS),
         }
     }
 }

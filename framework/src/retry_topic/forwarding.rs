@@ -14,22 +14,12 @@ use crate::error_handler::dead_letter::failure_headers;
 use crate::error_handler::{ErrorDecision, ErrorHandler};
 use crate::kafka_headers as kh;
 use crate::listener::ListenerError;
-use crate::record::{Headers, Record};
+use crate::record::Record;
 use crate::template::{OutgoingRecord, ProducerFactory, SendError};
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// A big-endian i32 header.
-pub(crate) fn header_i32(h: &Headers, name: &str) -> Option<i32> {
-    h.get(name).and_then(|v| <[u8; 4]>::try_from(v).ok()).map(i32::from_be_bytes)
-}
-
-/// A big-endian i64 header.
-pub(crate) fn header_i64(h: &Headers, name: &str) -> Option<i64> {
-    h.get(name).and_then(|v| <[u8; 8]>::try_from(v).ok()).map(i64::from_be_bytes)
 }
 
 /// The record to send to `destination`: the failed record's key, value, timestamp and headers; the
@@ -57,7 +47,7 @@ pub(crate) fn forward_record(
     }
     if let Some((attempt, delay_ms)) = retry {
         // The main topic's timestamp survives every hop.
-        let original_ts = header_i64(old, kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP).or(timestamp).unwrap_or(now_ms);
+        let original_ts = old.get_i64(kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP).or(timestamp).unwrap_or(now_ms);
         headers.insert(kh::RETRY_TOPIC_ATTEMPTS, (attempt as i32).to_be_bytes().to_vec());
         headers.insert(kh::RETRY_TOPIC_BACKOFF_TIMESTAMP, (now_ms + delay_ms as i64).to_be_bytes().to_vec());
         headers.insert(kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP, original_ts.to_be_bytes().to_vec());
@@ -90,7 +80,7 @@ impl RetryTopicForwarder {
         let delivered = if record.topic() == chain.main {
             1
         } else {
-            header_i32(record.headers(), kh::RETRY_TOPIC_ATTEMPTS).map(|a| a.max(2) as u32).unwrap_or(2)
+            record.headers().get_i32(kh::RETRY_TOPIC_ATTEMPTS).map(|a| a.max(2) as u32).unwrap_or(2)
         };
         Some(chain.next(delivered, self.config.is_retryable(error)))
     }
@@ -144,6 +134,7 @@ impl ErrorHandler for RetryTopicForwarder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Headers;
 
     fn failed() -> Record {
         let mut h = Headers::new();
@@ -160,11 +151,11 @@ mod tests {
         assert_eq!(out.key.as_deref(), Some(&b"k"[..]));
         let h = &out.headers;
         assert_eq!(h.get_str("trace"), Some("t1"));
-        assert_eq!(header_i32(h, kh::RETRY_TOPIC_ATTEMPTS), Some(2));
-        assert_eq!(header_i64(h, kh::RETRY_TOPIC_BACKOFF_TIMESTAMP), Some(10_500));
-        assert_eq!(header_i64(h, kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP), Some(1_000));
+        assert_eq!(h.get_i32(kh::RETRY_TOPIC_ATTEMPTS), Some(2));
+        assert_eq!(h.get_i64(kh::RETRY_TOPIC_BACKOFF_TIMESTAMP), Some(10_500));
+        assert_eq!(h.get_i64(kh::RETRY_TOPIC_ORIGINAL_TIMESTAMP), Some(1_000));
         assert_eq!(h.get_str(kh::DLT_ORIGINAL_TOPIC), Some("orders"));
-        assert_eq!(header_i64(h, kh::DLT_ORIGINAL_OFFSET), Some(41));
+        assert_eq!(h.get_i64(kh::DLT_ORIGINAL_OFFSET), Some(41));
         assert_eq!(h.get_str(kh::DLT_EXCEPTION_MESSAGE), Some("boom"));
     }
 
@@ -182,11 +173,11 @@ mod tests {
         );
         let h = &dlt.headers;
         assert_eq!(h.get_str(kh::DLT_ORIGINAL_TOPIC), Some("orders"));
-        assert_eq!(header_i64(h, kh::DLT_ORIGINAL_OFFSET), Some(41));
+        assert_eq!(h.get_i64(kh::DLT_ORIGINAL_OFFSET), Some(41));
         assert_eq!(h.iter().filter(|(n, _)| *n == kh::DLT_ORIGINAL_TOPIC).count(), 1);
         assert_eq!(h.get_str(kh::DLT_EXCEPTION_MESSAGE), Some("again"));
         assert_eq!(h.iter().filter(|(n, _)| *n == kh::DLT_EXCEPTION_MESSAGE).count(), 1);
-        assert_eq!(header_i32(h, kh::RETRY_TOPIC_ATTEMPTS), Some(2));
+        assert_eq!(h.get_i32(kh::RETRY_TOPIC_ATTEMPTS), Some(2));
         assert_eq!(h.iter().filter(|(n, _)| *n == kh::RETRY_TOPIC_ATTEMPTS).count(), 1);
     }
 }

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use super::forwarding::{header_i64, now_ms};
+use super::forwarding::now_ms;
 use crate::kafka_headers::RETRY_TOPIC_BACKOFF_TIMESTAMP;
 use crate::record::Record;
 
 /// How long until `record` is due; `None` when it is due now (or carries no due time). Due means strictly past
 /// the due millisecond, so a delivery never comes earlier than the back-off even with millisecond truncation.
 pub(crate) fn not_due_for(record: &Record) -> Option<Duration> {
-    let due = header_i64(record.headers(), RETRY_TOPIC_BACKOFF_TIMESTAMP)?;
+    let due = record.headers().get_i64(RETRY_TOPIC_BACKOFF_TIMESTAMP)?;
     let wait = due - now_ms();
     (wait >= 0).then(|| Duration::from_millis(wait as u64 + 1))
 }
