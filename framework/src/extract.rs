@@ -102,8 +102,8 @@ impl FromRecord for Meta {
             offset: record.offset(),
             timestamp: record.timestamp(),
             timestamp_type: record.timestamp_type(),
-            group_id: ctx.group_id.to_string(),
-            listener_id: ctx.listener_id.to_string(),
+            group_id: ctx.shared.group_id.to_string(),
+            listener_id: ctx.shared.listener_id.to_string(),
         })
     }
 }
@@ -137,7 +137,7 @@ impl FromBatch for Ack {
 pub struct State<T>(pub T);
 
 fn state_from<T: Clone + Send + Sync + 'static>(ctx: &ListenerContext) -> Result<State<T>, ListenerError> {
-    ctx.state.get::<T>().map(State).ok_or_else(|| {
+    ctx.shared.state.get::<T>().map(State).ok_or_else(|| {
         ListenerError::Extraction(format!("no state of type `{}` (add it with App::state)", std::any::type_name::<T>()))
     })
 }
@@ -155,7 +155,8 @@ impl<T: Clone + Send + Sync + 'static> FromBatch for State<T> {
 }
 
 fn template_from<K: Encode, V: Encode>(ctx: &ListenerContext) -> Result<KafkaTemplate<K, V>, ListenerError> {
-    ctx.producer
+    ctx.shared
+        .producer
         .as_ref()
         .map(KafkaTemplate::new)
         .ok_or_else(|| ListenerError::Extraction("no producer factory for this listener's cluster".into()))

@@ -4,7 +4,6 @@
 //! tracing) wraps the service.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -64,7 +63,8 @@ impl ListenerError {
 /// Application state for `State<T>` arguments, by type.
 #[derive(Default, Clone)]
 pub struct StateMap {
-    values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    // A handful of values, looked up for every record: a scan of type ids beats hashing them.
+    values: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
 }
 
 impl std::fmt::Debug for StateMap {
@@ -76,34 +76,43 @@ impl std::fmt::Debug for StateMap {
 impl StateMap {
     /// Adds (or replaces) the value of type `T`.
     pub fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) {
-        self.values.insert(TypeId::of::<T>(), Arc::new(value));
+        let id = TypeId::of::<T>();
+        self.values.retain(|(t, _)| *t != id);
+        self.values.push((id, Arc::new(value)));
     }
 
     /// The value of type `T`.
     pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        self.values.get(&TypeId::of::<T>()).and_then(|v| v.downcast_ref::<T>()).cloned()
+        let id = TypeId::of::<T>();
+        self.values.iter().find(|(t, _)| *t == id).and_then(|(_, v)| v.downcast_ref::<T>()).cloned()
     }
 
     pub(crate) fn contains(&self, id: TypeId) -> bool {
-        self.values.contains_key(&id)
+        self.values.iter().any(|(t, _)| *t == id)
     }
 }
 
 /// What a handler's arguments are extracted from, besides the record.
 #[derive(Clone)]
 pub struct ListenerContext {
+    // One reference count per delivery: the parts every delivery of a listener shares.
+    pub(crate) shared: Arc<ListenerShared>,
+    pub(crate) ack: Option<Ack>,
+}
+
+/// The parts of a [`ListenerContext`] that are the same for every delivery of a listener.
+pub(crate) struct ListenerShared {
     pub(crate) listener_id: Arc<str>,
     pub(crate) group_id: Arc<str>,
     pub(crate) state: Arc<StateMap>,
-    pub(crate) ack: Option<Ack>,
     pub(crate) producer: Option<ProducerFactory>,
 }
 
 impl std::fmt::Debug for ListenerContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListenerContext")
-            .field("listener_id", &self.listener_id)
-            .field("group_id", &self.group_id)
+            .field("listener_id", &self.shared.listener_id)
+            .field("group_id", &self.shared.group_id)
             .finish()
     }
 }
@@ -112,27 +121,29 @@ impl ListenerContext {
     /// A context for calling a listener service directly in a unit test.
     pub fn for_tests(listener_id: &str, state: StateMap) -> Self {
         ListenerContext {
-            listener_id: Arc::from(listener_id),
-            group_id: Arc::from(listener_id),
-            state: Arc::new(state),
+            shared: Arc::new(ListenerShared {
+                listener_id: Arc::from(listener_id),
+                group_id: Arc::from(listener_id),
+                state: Arc::new(state),
+                producer: None,
+            }),
             ack: None,
-            producer: None,
         }
     }
 
     /// The listener's id.
     pub fn listener_id(&self) -> &str {
-        &self.listener_id
+        &self.shared.listener_id
     }
 
     /// The consumer group.
     pub fn group_id(&self) -> &str {
-        &self.group_id
+        &self.shared.group_id
     }
 
     /// Application state.
     pub fn state(&self) -> &StateMap {
-        &self.state
+        &self.shared.state
     }
 
     /// The acknowledgment of this delivery (manual ack modes only).
@@ -142,7 +153,7 @@ impl ListenerContext {
 
     /// The producer factory of the listener's cluster.
     pub fn producer_factory(&self) -> Option<&ProducerFactory> {
-        self.producer.as_ref()
+        self.shared.producer.as_ref()
     }
 }
 

@@ -46,9 +46,43 @@ pub enum TimestampType {
 /// ```
 ///
 /// Cloning is a reference-count increment (the container hands a record to the handler once per attempt, and
-/// most records carry a `traceparent`); the first change to a shared copy copies the list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(Arc<Vec<(String, Option<Bytes>)>>);
+/// most records carry a `traceparent`); the first change to a shared copy copies the list. No headers, no
+/// allocation; the headers of consumed records are views into one list per poll buffer (no allocation per
+/// record either).
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    list: Option<Arc<Vec<Header>>>,
+    // This record's part of `list`: all of it, except for consumed records sharing their poll's list.
+    start: usize,
+    end: usize,
+}
+
+type Header = (HeaderName, Option<Bytes>);
+
+/// A header name: UTF-8 text in a `Bytes`, so consumed records can keep names in their poll's buffer.
+#[derive(Clone, PartialEq, Eq)]
+struct HeaderName(Bytes);
+
+impl HeaderName {
+    fn as_str(&self) -> &str {
+        // Only built from `&str`, so always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for HeaderName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
 
 impl Headers {
     /// No headers.
@@ -56,29 +90,54 @@ impl Headers {
         Headers::default()
     }
 
+    fn list(&self) -> &[Header] {
+        self.list.as_deref().and_then(|l| l.get(self.start..self.end)).unwrap_or_default()
+    }
+
+    fn list_mut(&mut self) -> &mut Vec<Header> {
+        let shared_view = self.list.as_ref().is_some_and(|l| self.start != 0 || self.end != l.len());
+        if shared_view {
+            self.list = Some(Arc::new(self.list().to_vec()));
+            self.start = 0;
+        }
+        let list = Arc::make_mut(self.list.get_or_insert_with(Default::default));
+        // Callers push or retain: the view follows the whole list.
+        self.end = usize::MAX;
+        list
+    }
+
+    fn fit_view(&mut self) {
+        if self.end == usize::MAX {
+            self.end = self.list.as_ref().map_or(0, |l| l.len());
+        }
+    }
+
     /// Appends a header (names may repeat).
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Bytes>) -> &mut Self {
-        Arc::make_mut(&mut self.0).push((name.into(), Some(value.into())));
+        self.list_mut().push((HeaderName(Bytes::from(name.into())), Some(value.into())));
+        self.fit_view();
         self
     }
 
     /// Appends a header with a null value.
     pub fn insert_null(&mut self, name: impl Into<String>) -> &mut Self {
-        Arc::make_mut(&mut self.0).push((name.into(), None));
+        self.list_mut().push((HeaderName(Bytes::from(name.into())), None));
+        self.fit_view();
         self
     }
 
     /// Removes every header with this name (Kafka's `Headers.remove`).
     pub fn remove(&mut self, name: &str) -> &mut Self {
-        if self.0.iter().any(|(n, _)| n == name) {
-            Arc::make_mut(&mut self.0).retain(|(n, _)| n != name);
+        if self.list().iter().any(|(n, _)| n.0 == name.as_bytes()) {
+            self.list_mut().retain(|(n, _)| n.0 != name.as_bytes());
+            self.fit_view();
         }
         self
     }
 
     /// The value of the last header with this name (Kafka's `lastHeader`).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+        self.list().iter().rev().find(|(n, _)| n.0 == name.as_bytes()).and_then(|(_, v)| v.as_deref())
     }
 
     /// [`get`](Self::get) as a 4-byte big-endian integer, as Kafka's Java serializers and Spring write partitions;
@@ -99,26 +158,26 @@ impl Headers {
 
     /// All headers in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_deref()))
+        self.list().iter().map(|(n, v)| (n.as_str(), v.as_deref()))
     }
 
     /// Number of headers.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.list().len()
     }
 
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.list().is_empty()
     }
 
     pub(crate) fn to_rdkafka(&self) -> Option<rdkafka::message::OwnedHeaders> {
-        if self.0.is_empty() {
+        if self.is_empty() {
             return None;
         }
-        let mut out = rdkafka::message::OwnedHeaders::new_with_capacity(self.0.len());
-        for (k, v) in self.0.iter() {
-            out = out.insert(rdkafka::message::Header { key: k, value: v.as_deref() });
+        let mut out = rdkafka::message::OwnedHeaders::new_with_capacity(self.len());
+        for (k, v) in self.iter() {
+            out = out.insert(rdkafka::message::Header { key: k, value: v });
         }
         Some(out)
     }
@@ -126,7 +185,10 @@ impl Headers {
 
 /// A consumed record: topic, partition, offset, timestamp, key, value and headers.
 ///
-/// Cheap to clone (the key and value are reference-counted).
+/// Cheap to clone (the key and value are reference-counted). A consumed record's key, value and headers share a
+/// buffer of up to 64 KiB with the records next to it in the same poll (a few allocations per poll instead of
+/// several per record); to keep bytes long after handling without keeping that buffer, copy them
+/// (`Bytes::copy_from_slice`).
 #[derive(Debug, Clone)]
 pub struct Record {
     topic: Arc<str>,
@@ -183,30 +245,12 @@ impl Record {
         self
     }
 
-    /// Copies a message out of librdkafka's buffer. `topic` is passed in so consecutive records of a topic share
-    /// one allocation.
+    /// Copies a message out of librdkafka's buffer.
     pub(crate) fn from_message(msg: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
-        let (timestamp, timestamp_type) = match msg.timestamp() {
-            rdkafka::Timestamp::NotAvailable => (None, TimestampType::CreateTime),
-            rdkafka::Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
-            rdkafka::Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
-        };
-        let headers = match msg.headers() {
-            None => Headers::new(),
-            Some(h) => {
-                Headers(Arc::new(h.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect()))
-            }
-        };
-        Record {
-            topic,
-            partition: msg.partition(),
-            offset: msg.offset(),
-            timestamp,
-            timestamp_type,
-            key: msg.key().map(Bytes::copy_from_slice),
-            value: msg.payload().map(Bytes::copy_from_slice),
-            headers,
-        }
+        let mut out = Vec::with_capacity(1);
+        copy_messages(std::slice::from_ref(msg), &mut Some(topic), &mut out);
+        // One message in, one record out.
+        out.pop().unwrap_or_else(|| Record::new(msg.topic(), msg.partition(), msg.offset()))
     }
 
     /// Topic name.
@@ -256,5 +300,142 @@ impl Record {
     /// `topic-partition` of this record.
     pub fn topic_partition(&self) -> TopicPartition {
         TopicPartition::new(self.topic.as_ref(), self.partition)
+    }
+}
+
+/// The most bytes of consumed records that share one buffer: keeping one record's bytes alive keeps at most this
+/// much memory alive with them (a record larger than this gets a buffer of its own).
+const SHARED_BUFFER: usize = 64 * 1024;
+
+fn message_bytes(m: &BorrowedMessage<'_>) -> usize {
+    let headers = m.headers().map_or(0, |h| h.iter().map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len)).sum());
+    m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len) + headers
+}
+
+/// Copies the messages of one poll out of librdkafka's buffers into records, appended to `out`. Keys, values and
+/// headers of consecutive messages are copied into shared buffers of up to [`SHARED_BUFFER`] bytes, so a poll
+/// costs a few allocations instead of several per record. `cache` is the topic name of the previous message, so
+/// records of a topic share one `Arc<str>`.
+pub(crate) fn copy_messages(msgs: &[BorrowedMessage<'_>], cache: &mut Option<Arc<str>>, out: &mut Vec<Record>) {
+    out.reserve(msgs.len());
+    let mut start = 0;
+    while start < msgs.len() {
+        let (mut end, mut size) = (start, 0);
+        while end < msgs.len() {
+            let n = message_bytes(&msgs[end]);
+            if end > start && size + n > SHARED_BUFFER {
+                break;
+            }
+            size += n;
+            end += 1;
+        }
+        let mut buf = bytes::BytesMut::with_capacity(size);
+        for m in &msgs[start..end] {
+            buf.extend_from_slice(m.key().unwrap_or_default());
+            buf.extend_from_slice(m.payload().unwrap_or_default());
+            if let Some(h) = m.headers() {
+                for h in h.iter() {
+                    buf.extend_from_slice(h.key.as_bytes());
+                    buf.extend_from_slice(h.value.unwrap_or_default());
+                }
+            }
+        }
+        let buf = buf.freeze();
+        let mut at = 0;
+        let mut take = |len: usize| {
+            let b = buf.slice(at..at + len);
+            at += len;
+            b
+        };
+        let first = out.len();
+        let mut headers: Vec<Header> = Vec::new();
+        let mut views: Vec<(usize, usize)> = Vec::with_capacity(end - start);
+        for m in &msgs[start..end] {
+            let topic = match cache {
+                Some(t) if t.as_ref() == m.topic() => t.clone(),
+                _ => {
+                    let t: Arc<str> = Arc::from(m.topic());
+                    *cache = Some(t.clone());
+                    t
+                }
+            };
+            let (timestamp, timestamp_type) = match m.timestamp() {
+                rdkafka::Timestamp::NotAvailable => (None, TimestampType::CreateTime),
+                rdkafka::Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
+                rdkafka::Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
+            };
+            let key = m.key().map(|k| take(k.len()));
+            let value = m.payload().map(|v| take(v.len()));
+            let from = headers.len();
+            if let Some(h) = m.headers() {
+                headers.extend(h.iter().map(|h| (HeaderName(take(h.key.len())), h.value.map(|v| take(v.len())))));
+            }
+            views.push((from, headers.len()));
+            out.push(Record {
+                topic,
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp,
+                timestamp_type,
+                key,
+                value,
+                headers: Headers::new(),
+            });
+        }
+        if !headers.is_empty() {
+            let list = Arc::new(headers);
+            for (r, (from, to)) in out[first..].iter_mut().zip(views) {
+                if from < to {
+                    r.headers = Headers { list: Some(list.clone()), start: from, end: to };
+                }
+            }
+        }
+        start = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> HeaderName {
+        HeaderName(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn a_view_into_a_shared_header_list_shows_only_its_records_headers() {
+        let list = Arc::new(vec![
+            (name("a"), Some(Bytes::from_static(b"1"))),
+            (name("b"), Some(Bytes::from_static(b"2"))),
+            (name("c"), None),
+        ]);
+        let h = Headers { list: Some(list.clone()), start: 1, end: 3 };
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.get("a"), None);
+        assert_eq!(h.get_str("b"), Some("2"));
+        assert_eq!(h.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["b", "c"]);
+    }
+
+    #[test]
+    fn changing_a_view_copies_it_and_leaves_the_shared_list_alone() {
+        let list = Arc::new(vec![(name("a"), Some(Bytes::from_static(b"1"))), (name("b"), None)]);
+        let mut first = Headers { list: Some(list.clone()), start: 0, end: 1 };
+        let second = Headers { list: Some(list.clone()), start: 1, end: 2 };
+        first.insert("x", "y");
+        assert_eq!(first.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["a", "x"]);
+        first.remove("a");
+        assert_eq!(first.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["x"]);
+        assert_eq!(second.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(list.len(), 2);
+    }
+
+    #[test]
+    fn headers_compare_by_content_not_by_representation() {
+        let list = Arc::new(vec![(name("a"), Some(Bytes::from_static(b"1"))), (name("b"), None)]);
+        let view = Headers { list: Some(list), start: 1, end: 2 };
+        let mut owned = Headers::new();
+        owned.insert_null("b");
+        assert_eq!(view, owned);
+        assert_eq!(Headers::new(), Headers { list: Some(Arc::new(Vec::new())), start: 0, end: 0 });
     }
 }

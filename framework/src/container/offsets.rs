@@ -3,26 +3,31 @@
 //! none is in flight. With per-key ordering records complete out of order, and this keeps the commit at the
 //! first gap — "contiguous completed offsets" — so a crash never skips an unhandled record.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 #[derive(Debug, Default)]
 struct PartitionState {
-    in_flight: BTreeSet<i64>,
+    /// Offsets begun and not completed, ascending. Records of a partition begin in offset order and mostly
+    /// complete in it, so this is nearly always a push at the back and a pop at the front.
+    in_flight: VecDeque<i64>,
     last_begun: Option<i64>,
     committed: Option<i64>,
 }
 
 impl PartitionState {
     fn committable(&self) -> Option<i64> {
-        self.in_flight.first().copied().or(self.last_begun.map(|o| o + 1))
+        self.in_flight.front().copied().or(self.last_begun.map(|o| o + 1))
     }
 }
 
 /// Offsets of one consumer, by partition.
 #[derive(Debug, Default)]
 pub(crate) struct OffsetTracker {
-    parts: HashMap<(Arc<str>, i32), PartitionState>,
+    // Looked up twice per record: consecutive records are nearly always of the same partition, so the last one
+    // found is tried first, then a scan (a consumer owns tens of partitions, rarely more).
+    parts: Vec<((Arc<str>, i32), PartitionState)>,
+    last: usize,
     /// Offsets are committed by transactions (`send_offsets_to_transaction`), never by the consumer.
     transactional: bool,
 }
@@ -30,22 +35,56 @@ pub(crate) struct OffsetTracker {
 /// A commit to make: topic, partition, next offset to read.
 pub(crate) type CommitPosition = (Arc<str>, i32, i64);
 
+fn same(a: &(Arc<str>, i32), topic: &Arc<str>, partition: i32) -> bool {
+    a.1 == partition && (Arc::ptr_eq(&a.0, topic) || a.0 == *topic)
+}
+
 impl OffsetTracker {
+    fn find(&mut self, topic: &Arc<str>, partition: i32) -> Option<usize> {
+        if self.parts.get(self.last).is_some_and(|(k, _)| same(k, topic, partition)) {
+            return Some(self.last);
+        }
+        let i = self.parts.iter().position(|(k, _)| same(k, topic, partition))?;
+        self.last = i;
+        Some(i)
+    }
+
     fn part(&mut self, topic: &Arc<str>, partition: i32) -> &mut PartitionState {
-        self.parts.entry((topic.clone(), partition)).or_default()
+        let i = match self.find(topic, partition) {
+            Some(i) => i,
+            None => {
+                self.parts.push(((topic.clone(), partition), PartitionState::default()));
+                self.last = self.parts.len() - 1;
+                self.last
+            }
+        };
+        &mut self.parts[i].1
     }
 
     /// A record is about to be handled.
     pub(crate) fn begin(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
         let p = self.part(topic, partition);
-        p.in_flight.insert(offset);
+        match p.in_flight.back() {
+            Some(&b) if b >= offset => {
+                if let Err(i) = p.in_flight.binary_search(&offset) {
+                    p.in_flight.insert(i, offset);
+                }
+            }
+            _ => p.in_flight.push_back(offset),
+        }
         p.last_begun = Some(offset);
     }
 
     /// A record was handled (or acknowledged).
     pub(crate) fn complete(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
-        if let Some(p) = self.parts.get_mut(&(topic.clone(), partition)) {
-            p.in_flight.remove(&offset);
+        let Some(i) = self.find(topic, partition) else {
+            return;
+        };
+        let p = &mut self.parts[i].1;
+        if p.in_flight.front() == Some(&offset) {
+            p.in_flight.pop_front();
+        } else if let Ok(i) = p.in_flight.binary_search(&offset) {
+            p.in_flight.remove(i);
         }
     }
 
@@ -95,8 +134,8 @@ impl OffsetTracker {
     /// A commit failed: forget that these positions were committed so the next commit retries them.
     pub(crate) fn restore(&mut self, failed: &[CommitPosition]) {
         for (t, p, _) in failed {
-            if let Some(s) = self.parts.get_mut(&(t.clone(), *p)) {
-                s.committed = None;
+            if let Some(i) = self.find(t, *p) {
+                self.parts[i].1.committed = None;
             }
         }
     }
@@ -112,7 +151,8 @@ impl OffsetTracker {
 
     /// Drops the state of partitions no longer owned (or owned afresh).
     pub(crate) fn forget(&mut self, partitions: &[(String, i32)]) {
-        self.parts.retain(|(t, p), _| !partitions.iter().any(|(pt, pp)| pt.as_str() == t.as_ref() && pp == p));
+        self.parts.retain(|((t, p), _)| !partitions.iter().any(|(pt, pp)| pt.as_str() == t.as_ref() && pp == p));
+        self.last = 0;
     }
 
     /// After a seek: nothing begun at the new position yet; the committed position stays until records there

@@ -22,7 +22,7 @@ use super::offsets::CommitPosition;
 use super::{Ack, AckMode, Command, ConsumerState, ContainerContext, ContainerEvent, ContainerSpec, OffsetTracker};
 use super::{Ordering, SeekPosition};
 use crate::error_handler::ErrorDecision;
-use crate::listener::{Delivery, ListenerContext, ListenerError, ListenerService, Outcome};
+use crate::listener::{Delivery, ListenerContext, ListenerError, ListenerService, ListenerShared, Outcome};
 use crate::record::{Record, TopicPartition};
 use crate::template::OutgoingRecord;
 use crate::transaction::ListenerTransactions;
@@ -66,9 +66,13 @@ enum Handled {
 /// What the handling of deliveries needs; shared by the consumer task and its per-key lanes.
 struct Handler {
     spec: ContainerSpec,
+    /// What every delivery's context shares.
+    shared: Arc<ListenerShared>,
     tracker: Arc<Mutex<OffsetTracker>>,
     consumer: std::sync::Weak<Consumer_>,
     stop: watch::Receiver<Option<Instant>>,
+    /// Stop was asked before this handler existed.
+    stopped_at_start: bool,
     observe: crate::observability::ListenerObserver,
     /// Set when the listener's cluster is transactional: each delivery runs in a transaction.
     txn: Option<Arc<ListenerTransactions>>,
@@ -87,17 +91,13 @@ impl Handler {
         } else {
             None
         };
-        ListenerContext {
-            listener_id: self.spec.listener_id.clone(),
-            group_id: self.spec.group_id.clone(),
-            state: self.spec.state.clone(),
-            ack,
-            producer: self.spec.producer.clone(),
-        }
+        ListenerContext { shared: self.shared.clone(), ack }
     }
 
     fn stopping(&self) -> bool {
-        self.stop.borrow().is_some()
+        // Asked twice per record: the version check is one atomic load, the value's lock is taken only once it
+        // changed (the value goes from `None` to `Some` once per start).
+        self.stopped_at_start || (!matches!(self.stop.has_changed(), Ok(false)) && self.stop.borrow().is_some())
     }
 
     /// The transactional producer failed for good: stop handling.
@@ -106,14 +106,20 @@ impl Handler {
     }
 
     /// Runs one attempt, in a transaction with the offsets of `records` when transactional.
-    async fn attempt(
-        &self,
-        records: &[Record],
-        work: impl std::future::Future<Output = Option<Result<(), ListenerError>>>,
-    ) -> Option<Result<(), ListenerError>> {
+    ///
+    /// Not an `async fn`: one would keep `work` twice in its state (as argument and as the awaited future), and
+    /// this future is built for every record.
+    fn attempt<'a, F>(
+        &'a self,
+        records: &'a [Record],
+        work: F,
+    ) -> impl std::future::Future<Output = Option<Result<(), ListenerError>>> + 'a
+    where
+        F: std::future::Future<Output = Option<Result<(), ListenerError>>> + Send + 'a,
+    {
         match &self.txn {
-            Some(t) => t.run(records, &self.consumer, work).await,
-            None => work.await,
+            Some(t) => futures::future::Either::Left(Box::pin(t.run(records, &self.consumer, work))),
+            None => futures::future::Either::Right(work),
         }
     }
 
@@ -157,15 +163,32 @@ impl Handler {
                 Err(ListenerError::Panic(msg))
             })
         };
-        // Biased, call first: a call that completes on its first poll (most do) never polls the deadline, so the
-        // common case registers no watch waiter and no timer.
-        let result = tokio::select! {
-            biased;
-            r = call => Some(r),
-            _ = self.shutdown_deadline() => None,
+        // Most calls complete on their first poll: only one still pending races the shutdown deadline (boxed, so
+        // the per-record future does not carry a timer it rarely needs).
+        let mut call = std::pin::pin!(call);
+        let result = match futures::poll!(call.as_mut()) {
+            std::task::Poll::Ready(r) => Some(r),
+            std::task::Poll::Pending => tokio::select! {
+                biased;
+                r = call => Some(r),
+                _ = Box::pin(self.shutdown_deadline()) => None,
+            },
         };
         self.observe.invoked(invocation, &result);
         result
+    }
+
+    /// Sends the reply, if any. Not an `async fn`, and the send boxed: most listeners reply nothing, and the
+    /// send's state would otherwise be part of every record's future.
+    fn reply<'a>(
+        &'a self,
+        outcome: Outcome,
+        incoming: Option<&'a Record>,
+    ) -> impl std::future::Future<Output = Result<(), ListenerError>> + 'a {
+        match outcome.reply {
+            None => futures::future::Either::Left(std::future::ready(Ok(()))),
+            Some(_) => futures::future::Either::Right(Box::pin(self.send_reply(outcome, incoming))),
+        }
     }
 
     async fn send_reply(&self, outcome: Outcome, incoming: Option<&Record>) -> Result<(), ListenerError> {
@@ -216,7 +239,7 @@ impl Handler {
             let work = async {
                 match self.call(svc, Delivery::record(record.clone(), ctx)).await {
                     None => None,
-                    Some(Ok(outcome)) => Some(self.send_reply(outcome, Some(&record)).await),
+                    Some(Ok(outcome)) => Some(self.reply(outcome, Some(&record)).await),
                     Some(Err(e)) => Some(Err(e)),
                 }
             };
@@ -236,7 +259,7 @@ impl Handler {
                 Err(e) => e,
             };
             let one = std::slice::from_ref(&record);
-            let decision = self.decide(one, one, &error, attempt).await;
+            let decision = Box::pin(self.decide(one, one, &error, attempt)).await;
             if self.transaction_failed() {
                 return Handled::Abandoned;
             }
@@ -251,7 +274,8 @@ impl Handler {
                     if self.stopping() {
                         return Handled::Abandoned;
                     }
-                    tokio::time::sleep(delay).await;
+                    // Boxed: error paths stay out of the per-record future's size.
+                    Box::pin(tokio::time::sleep(delay)).await;
                     attempt += 1;
                 }
             }
@@ -276,7 +300,7 @@ impl Handler {
             let work = async {
                 match self.call(svc, Delivery::batch(records.clone(), ctx)).await {
                     None => None,
-                    Some(Ok(outcome)) => Some(self.send_reply(outcome, None).await),
+                    Some(Ok(outcome)) => Some(self.reply(outcome, None).await),
                     Some(Err(e)) => Some(Err(e)),
                 }
             };
@@ -301,7 +325,7 @@ impl Handler {
                     let bad = records[i].clone();
                     // Transactional: its offset commits with the rest of the batch; committing it alone could skip
                     // records before it.
-                    let decision = self.decide(std::slice::from_ref(&bad), &[], &error, 1).await;
+                    let decision = Box::pin(self.decide(std::slice::from_ref(&bad), &[], &error, 1)).await;
                     if self.transaction_failed() {
                         return Handled::Abandoned;
                     }
@@ -337,7 +361,7 @@ impl Handler {
                         };
                         let n = record_attempts.entry((r.topic_arc().clone(), r.partition(), r.offset())).or_insert(0);
                         *n += 1;
-                        let decision = self.decide(std::slice::from_ref(r), &[], &error, *n).await;
+                        let decision = Box::pin(self.decide(std::slice::from_ref(r), &[], &error, *n)).await;
                         if self.transaction_failed() {
                             return Handled::Abandoned;
                         }
@@ -359,7 +383,7 @@ impl Handler {
                     delay
                 }
                 BatchFailure::Whole(error) => {
-                    let decision = self.decide(&records, &records, &error, attempt).await;
+                    let decision = Box::pin(self.decide(&records, &records, &error, attempt)).await;
                     if self.transaction_failed() {
                         return Handled::Abandoned;
                     }
@@ -684,11 +708,20 @@ impl Worker {
         if txn.is_some() {
             self.state.tracker.lock().set_transactional();
         }
+        let mut handler_stop = self.stop.clone();
+        let stopped_at_start = handler_stop.borrow_and_update().is_some();
         let handler = Arc::new(Handler {
             spec: spec.clone(),
+            shared: Arc::new(ListenerShared {
+                listener_id: spec.listener_id.clone(),
+                group_id: spec.group_id.clone(),
+                state: spec.state.clone(),
+                producer: spec.producer.clone(),
+            }),
             tracker: self.state.tracker.clone(),
             consumer: self.consumer.0.as_ref().map(Arc::downgrade).unwrap_or_default(),
-            stop: self.stop.clone(),
+            stop: handler_stop,
+            stopped_at_start,
             observe: crate::observability::ListenerObserver::new(spec.listener_id.clone(), spec.group_id.clone()),
             txn,
         });
@@ -757,8 +790,9 @@ impl Worker {
                     continue;
                 }
                 msg = stream.next() => {
+                    let mut polled = Vec::with_capacity(spec.max_poll_records);
                     match msg {
-                        Some(Ok(m)) => buffer.push(to_record(&m, &mut topic_cache)),
+                        Some(Ok(m)) => polled.push(m),
                         Some(Err(e)) => {
                             tracing::warn!(listener = %id, consumer = self.index, error = %e, "poll error");
                             continue;
@@ -766,13 +800,14 @@ impl Worker {
                         None => break,
                     }
                     // Take what else is ready, up to max_poll_records: this is "one poll".
-                    while buffer.len() < spec.max_poll_records {
+                    while polled.len() < spec.max_poll_records {
                         match stream.next().now_or_never() {
-                            Some(Some(Ok(m))) => buffer.push(to_record(&m, &mut topic_cache)),
+                            Some(Some(Ok(m))) => polled.push(m),
                             Some(Some(Err(e))) => tracing::warn!(listener = %id, error = %e, "poll error"),
                             _ => break,
                         }
                     }
+                    crate::record::copy_messages(&polled, &mut topic_cache, &mut buffer);
                 }
                 _ = lanes_done => {
                     self.commit_by_mode(&mut last_commit, &mut since_commit, true);
@@ -946,18 +981,4 @@ impl Worker {
             self.commit_by_mode(last_commit, since_commit, false);
         }
     }
-}
-
-/// Copies a message, reusing the topic name of the previous one when it is the same.
-fn to_record(m: &rdkafka::message::BorrowedMessage<'_>, cache: &mut Option<Arc<str>>) -> Record {
-    use rdkafka::Message;
-    let topic = match cache {
-        Some(t) if t.as_ref() == m.topic() => t.clone(),
-        _ => {
-            let t: Arc<str> = Arc::from(m.topic());
-            *cache = Some(t.clone());
-            t
-        }
-    };
-    Record::from_message(m, topic)
 }

@@ -140,7 +140,7 @@ struct TopicHandles {
 
 /// One listener invocation in progress: its start and the handles of its records' topics.
 pub(crate) struct Invocation {
-    started: Instant,
+    started: quanta::Instant,
     first: Option<(Arc<TopicHandles>, u64)>,
     rest: Vec<(Arc<TopicHandles>, u64)>,
 }
@@ -182,7 +182,7 @@ impl ListenerMetrics {
     /// An invocation over `records` begins: the handles are looked up now, so the records can move into the
     /// handler.
     pub(crate) fn start(&self, records: &[Record]) -> Invocation {
-        let mut inv = Invocation { started: Instant::now(), first: None, rest: Vec::new() };
+        let mut inv = Invocation { started: quanta::Instant::now(), first: None, rest: Vec::new() };
         for r in records {
             match &mut inv.first {
                 Some((h, n)) if Arc::ptr_eq(&h.topic, r.topic_arc()) || *h.topic == *r.topic() => *n += 1,

@@ -36,14 +36,16 @@ pub(crate) struct HandlingScope {
 impl HandlingScope {
     /// Runs `fut` inside the span with the context current.
     pub(crate) fn run<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        use futures::FutureExt;
         let HandlingScope { span, context, children } = self;
-        let inside = async move {
-            let out = fut.await;
+        // A combinator, not an async block: the block would hold `fut` twice (captured and awaited), and this
+        // wraps every record's handling.
+        let inside = fut.instrument(span).map(move |out| {
             // The records' spans of a batch close with the batch.
             drop(children);
             out
-        };
-        context.scope(inside.instrument(span))
+        });
+        context.scope(inside)
     }
 }
 

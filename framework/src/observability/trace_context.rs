@@ -123,21 +123,36 @@ impl fmt::Display for TraceContext {
     }
 }
 
-fn parse_hex<const N: usize>(s: &[u8]) -> Result<[u8; N], TraceParentError> {
-    fn digit(c: u8) -> Result<u8, TraceParentError> {
-        match c {
-            b'0'..=b'9' => Ok(c - b'0'),
-            b'a'..=b'f' => Ok(c - b'a' + 10),
-            // Uppercase hex is invalid per the spec.
-            _ => Err(TraceParentError::Format),
-        }
+/// Value of each lowercase hex digit; 0xff for every other byte (uppercase hex is invalid per the spec).
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+// Every record of a listener is parsed: no branch per digit, one check at the end.
+fn parse_hex<const N: usize>(s: &[u8]) -> Result<[u8; N], TraceParentError> {
     if s.len() != 2 * N {
         return Err(TraceParentError::Length);
     }
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = (digit(s[2 * i])? << 4) | digit(s[2 * i + 1])?;
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let (hi, lo) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0f);
+    }
+    if bad & 0xf0 != 0 {
+        return Err(TraceParentError::Format);
     }
     Ok(out)
 }
