@@ -220,10 +220,7 @@ impl App {
                 return Ok(f.clone());
             }
             let props = cluster_props(&kafka, cluster, context)?;
-            let f = ProducerFactory::from_props(
-                props.producer_props(&cluster_prefix(cluster)),
-                props.template.default_topic.clone(),
-            );
+            let f = ProducerFactory::from_props(props.producer_props(&cluster_prefix(cluster)), &props.template);
             for l in &self.producer_listeners {
                 f.add_listener_arc(l.clone());
             }

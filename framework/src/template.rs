@@ -191,6 +191,8 @@ struct FactoryInner {
     producer: parking_lot::Mutex<Option<SharedProducer>>,
     listeners: Listeners,
     default_topic: Option<String>,
+    /// `kafka.template.observation_enabled`: sends carry a `traceparent`.
+    observation: bool,
     /// `kafka.producer.transaction_id_prefix`: when set, every send belongs to a transaction.
     transaction_id_prefix: Option<String>,
     /// Idle transactional producers for `KafkaTemplate::in_transaction`.
@@ -211,7 +213,7 @@ impl std::fmt::Debug for ProducerFactory {
 }
 
 impl ProducerFactory {
-    pub(crate) fn from_props(mut props: ClientProps, default_topic: Option<String>) -> Self {
+    pub(crate) fn from_props(mut props: ClientProps, template: &crate::config::TemplateProperties) -> Self {
         // `transactional.id` is a prefix here: each transactional producer appends its own suffix.
         let transaction_id_prefix = props.remove("transactional.id");
         ProducerFactory {
@@ -219,7 +221,8 @@ impl ProducerFactory {
                 props,
                 producer: parking_lot::Mutex::new(None),
                 listeners: Arc::new(RwLock::new(Vec::new())),
-                default_topic,
+                default_topic: template.default_topic.clone(),
+                observation: template.observation_enabled,
                 transaction_id_prefix,
                 transaction_pool: Default::default(),
             }),
@@ -262,7 +265,7 @@ impl ProducerFactory {
     /// A factory for the default cluster of `config`.
     pub fn new(config: &crate::Config) -> Self {
         let cluster = config.kafka().default_cluster();
-        Self::from_props(cluster.producer_props("kafka"), cluster.template.default_topic.clone())
+        Self::from_props(cluster.producer_props("kafka"), &cluster.template)
     }
 
     /// A factory for a bare `bootstrap.servers` with librdkafka defaults.
@@ -274,7 +277,7 @@ impl ProducerFactory {
     pub fn for_bootstrap(bootstrap_servers: &str) -> Self {
         let mut props = ClientProps::default();
         props.set("bootstrap.servers", bootstrap_servers, "code");
-        Self::from_props(props, None)
+        Self::from_props(props, &crate::config::TemplateProperties::default())
     }
 
     /// Whether two factories are the same one (and so share one producer).
@@ -341,7 +344,9 @@ impl ProducerFactory {
 
     /// Sends already-serialized bytes; on a transactional factory, through the transaction in progress.
     pub(crate) fn send_bytes(&self, mut msg: OutgoingRecord) -> SendFuture {
-        crate::observability::inject_for_send(&mut msg.headers);
+        if self.inner.observation {
+            crate::observability::inject_for_send(&mut msg.headers);
+        }
         if self.is_transactional() {
             return match crate::transaction::current_producer(self) {
                 Some(p) => send_with(&p, msg),

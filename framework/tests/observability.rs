@@ -161,6 +161,24 @@ async fn trace_id_crosses_from_template_to_listener_and_on_through_a_second_list
     app.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_carry_no_traceparent_when_template_observation_is_disabled() {
+    let broker = EmbeddedBroker::builder().topic("trace-off", 1).start().await.unwrap();
+    let app = broker.app().set("kafka.template.observation_enabled", false).start().await.unwrap();
+    let template: Template = KafkaTemplate::new(app.producer_factory());
+    let root = TraceContext::new_root();
+    root.clone().scope(async { template.send("trace-off", None, "in a trace".to_string()).await }).await.unwrap();
+    // A traceparent the application sets itself is still sent.
+    let mut own = Headers::new();
+    root.inject(&mut own);
+    template.send_record(spate::ProducerRecord::new("trace-off", "own header".to_string()).headers(own)).await.unwrap();
+    let records = broker.consume("trace-off", 2, WAIT).await.unwrap();
+    assert_eq!(records[0].headers().get(TRACEPARENT), None, "no traceparent added");
+    let kept = records[1].headers().get_str(TRACEPARENT).unwrap();
+    assert_eq!(TraceContext::parse(kept).unwrap().trace_id(), root.trace_id());
+    app.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Invalid traceparent headers.
 
