@@ -67,7 +67,7 @@ pub struct StreamsConfig {
     pub processing_guarantee: ProcessingGuarantee,
     /// `state.dir`.
     pub state_dir: PathBuf,
-    /// `num.standby.replicas`: 1 or more keeps standbys of every stateful task this instance does not run.
+    /// `num.standby.replicas`: how many other instances keep a standby of each stateful task.
     pub num_standby_replicas: u32,
     /// `default.deserialization.exception.handler`.
     pub deserialization_handler: DeserializationHandler,

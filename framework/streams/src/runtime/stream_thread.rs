@@ -20,6 +20,7 @@ use super::collector::{DeliveryContext, ProducerCollector, StreamsProducer};
 use super::internal_topics::{client_config, TopicPlan};
 use super::kafka_streams::{Shared, ThreadPhase};
 use super::restore::{restore_task, wipe_unrecoverable};
+use super::standby::stream_thread_client_id;
 use crate::state::StoreHandle;
 use crate::{
     ConsumedRecord, ProcessingGuarantee, ProductionExceptionHandler, StoreBuilder, StreamTask, StreamsConfig,
@@ -455,7 +456,7 @@ pub(crate) fn run(
     }));
     let mut cc = client_config(&config);
     cc.set("group.id", &config.application_id)
-        .set("client.id", format!("{}-StreamThread-{}", config.application_id, index + 1))
+        .set("client.id", stream_thread_client_id(&config.application_id, &shared.process_id, index))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
