@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use spate::test::EmbeddedBroker;
-use spate_streams::{State, StreamsBuilder, Topology};
+use spate_streams::{ProcessingGuarantee, State, StreamsBuilder, Topology};
 
 #[global_allocator]
 static ALLOC: spate_broker::protocol::decode_guard::GuardedAllocator =
@@ -49,8 +49,7 @@ fn timestamps(out: &[Out]) -> Vec<i64> {
     out.iter().map(|o| String::from_utf8_lossy(o.value.as_deref().unwrap()).parse().unwrap()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_processes_the_records_of_its_partitions_in_timestamp_order() {
+async fn timestamp_order_case(guarantee: ProcessingGuarantee) {
     let broker = EmbeddedBroker::builder().topic("left", 1).topic("right", 1).topic("out", 1).start().await.unwrap();
     // Interleaved timestamps: even ones on the left, odd ones on the right; each topic alone is in order, and the
     // consumer fetches them in per-partition batches.
@@ -61,9 +60,10 @@ async fn a_task_processes_the_records_of_its_partitions_in_timestamp_order() {
     tokio::task::spawn_blocking(move || produce_timestamped(&bootstrap, &[left, right].concat())).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&broker, "ordered", dir.path()).max_task_idle_ms(10_000);
+    let config = config(&broker, "ordered", dir.path()).max_task_idle_ms(10_000).processing_guarantee(guarantee);
     let streams = start(merge_topology(), config).await;
-    let out = read(broker.bootstrap_servers(), "out", 2 * n as usize, false).await;
+    let read_committed = guarantee == ProcessingGuarantee::ExactlyOnceV2;
+    let out = read(broker.bootstrap_servers(), "out", 2 * n as usize, read_committed).await;
     let got = timestamps(&out);
     let expected: Vec<i64> = (0..2 * n).map(|i| 1_000 + i).collect();
     assert_eq!(got.len(), expected.len());
@@ -71,6 +71,16 @@ async fn a_task_processes_the_records_of_its_partitions_in_timestamp_order() {
         panic!("out of timestamp order at output {i}: {:?}", &got[i.saturating_sub(3)..(i + 3).min(got.len())]);
     }
     close(streams).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_processes_the_records_of_its_partitions_in_timestamp_order() {
+    timestamp_order_case(ProcessingGuarantee::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_processes_the_records_of_its_partitions_in_timestamp_order_under_exactly_once() {
+    timestamp_order_case(ProcessingGuarantee::ExactlyOnceV2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -292,9 +292,16 @@ impl ThreadInner {
         let max_idle_ms = self.config.max_task_idle_ms;
         let now = Instant::now();
         // Fetched lag of an empty partition: the high watermark librdkafka last saw minus the consumer's position
-        // (both local, no request); None when either is unknown yet.
+        // (both local, no request); None when either is unknown yet. Under read_committed the high watermark also
+        // counts open transactions' records, which the consumer will not return before they commit (Kafka measures
+        // from the last stable offset, which librdkafka does not expose): the lag counts as unknown there, so an
+        // open upstream transaction cannot hold a task back longer than max.task.idle.ms.
+        let eos = self.eos;
         let mut positions: Option<HashMap<(String, i32), i64>> = None;
         let mut lag = |topic: &str, partition: i32| -> Option<i64> {
+            if eos {
+                return None;
+            }
             let positions = positions.get_or_insert_with(|| {
                 let mut m = HashMap::new();
                 if let Ok(tpl) = consumer.position() {
