@@ -15,8 +15,8 @@ use common::*;
 use spate::admin::TopicBuilder;
 use spate::test::EmbeddedBroker;
 use spate_streams::{
-    BoxError, DeserializationHandler, KafkaStreams, Processor, ProcessorContext, ProductionExceptionHandler, Record,
-    State, StreamThreadExceptionResponse, StreamsBuilder, StreamsError, Topology,
+    BoxError, DeserializationHandler, KafkaStreams, ProcessingGuarantee, Processor, ProcessorContext,
+    ProductionExceptionHandler, Record, State, StreamThreadExceptionResponse, StreamsBuilder, StreamsError, Topology,
 };
 
 #[global_allocator]
@@ -79,7 +79,7 @@ fn values(out: &[Out]) -> Vec<String> {
     out.iter().map(|o| String::from_utf8_lossy(o.value.as_deref().unwrap_or_default()).into_owned()).collect()
 }
 
-async fn replace_thread_case(panic: bool) {
+async fn replace_thread_case(panic: bool, guarantee: ProcessingGuarantee) {
     let broker = EmbeddedBroker::builder().topic("in", 1).topic("out", 1).start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let armed = Arc::new(AtomicBool::new(true));
@@ -88,8 +88,11 @@ async fn replace_thread_case(panic: bool) {
         produce(&broker, "in", "k", v).await;
     }
     let streams = tokio::task::spawn_blocking({
-        let (topology, config, calls) =
-            (fail_once_topology(&armed, panic), config(&broker, "replace", dir.path()), calls.clone());
+        let (topology, config, calls) = (
+            fail_once_topology(&armed, panic),
+            config(&broker, "replace", dir.path()).processing_guarantee(guarantee),
+            calls.clone(),
+        );
         move || {
             let mut s = KafkaStreams::new(topology, config);
             s.set_uncaught_exception_handler(move |e: &StreamsError| {
@@ -104,8 +107,13 @@ async fn replace_thread_case(panic: bool) {
     .await
     .unwrap();
     // The failing record is read again from the last committed offset by the new thread, and passes this time.
-    let out = read(broker.bootstrap_servers(), "out", 4, false).await;
+    let eos = guarantee == ProcessingGuarantee::ExactlyOnceV2;
+    let out = read(broker.bootstrap_servers(), "out", 4, eos).await;
     let got = values(&out);
+    if eos {
+        // The failed thread's transaction was aborted: committed output has every record once.
+        assert_eq!(got, ["A", "B", "POISON", "C"]);
+    }
     for v in ["A", "B", "POISON", "C"] {
         assert!(got.contains(&v.to_owned()), "{v} missing from {got:?}");
     }
@@ -113,19 +121,24 @@ async fn replace_thread_case(panic: bool) {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     wait_for_state(&streams, State::Running).await;
     produce(&broker, "in", "k", "d").await;
-    let out = read(broker.bootstrap_servers(), "out", got.len() + 1, false).await;
+    let out = read(broker.bootstrap_servers(), "out", got.len() + 1, eos).await;
     assert!(values(&out).contains(&"D".to_owned()), "the replacement thread does not process new records");
     close(streams).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_thread_starts_a_new_thread_that_reprocesses_from_the_last_commit() {
-    replace_thread_case(false).await;
+    replace_thread_case(false, ProcessingGuarantee::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_thread_under_exactly_once_outputs_every_record_once() {
+    replace_thread_case(false, ProcessingGuarantee::ExactlyOnceV2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_processor_goes_to_the_uncaught_exception_handler() {
-    replace_thread_case(true).await;
+    replace_thread_case(true, ProcessingGuarantee::AtLeastOnce).await;
 }
 
 async fn start_with_response(

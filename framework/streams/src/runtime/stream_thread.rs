@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Headers as _;
-use rdkafka::producer::Producer;
+use rdkafka::producer::{Producer, PurgeConfig};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use super::checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
@@ -151,6 +151,21 @@ impl ConsumerContext for ThreadContext {
 fn merge_offset(offsets: &mut Checkpoint, topic: &str, partition: i32, offset: i64) {
     let e = offsets.entry((topic.to_owned(), partition)).or_insert(offset);
     *e = (*e).max(offset);
+}
+
+/// Aborts the open transaction after a failure. librdkafka's abort waits for the delivery reports of the records
+/// still queued or in flight, which only polling serves: they are purged and their (failed) reports served first,
+/// or the abort would wait out its whole timeout.
+fn abort_transaction(producer: &StreamsProducer) {
+    producer.purge(PurgeConfig::default().queue().inflight());
+    let deadline = Instant::now() + OPERATION_TIMEOUT;
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        producer.poll(Duration::from_millis(10));
+    }
+    if let Err(e) = producer.abort_transaction(OPERATION_TIMEOUT) {
+        // The next producer with this transactional id fences the transaction and aborts it anyway.
+        tracing::warn!(error = %e, "aborting the transaction failed");
+    }
 }
 
 /// The high watermark librdkafka last received for a partition (from fetch responses), without a request; None
@@ -396,6 +411,8 @@ impl ThreadInner {
 
     /// Closes every task; a clean close of persistent stores leaves a checkpoint so the next start resumes.
     fn close_tasks(&mut self, clean: bool) {
+        // Closed tasks leave nothing to commit: a dirty close's work was dropped (under exactly-once, aborted).
+        self.dirty = false;
         let written = self.deliveries.deliveries.lock().offsets.clone();
         for (id, mut entry) in std::mem::take(&mut self.tasks) {
             self.shared.registry.unregister(id);
@@ -499,7 +516,7 @@ pub(crate) fn run(
     };
     let clean = result.is_ok() && closed.is_ok();
     if eos && !clean {
-        let _ = guard.producer.abort_transaction(OPERATION_TIMEOUT);
+        abort_transaction(&guard.producer);
     }
     guard.close_tasks(clean);
     drop(guard);
