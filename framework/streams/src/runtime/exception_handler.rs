@@ -11,7 +11,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -98,9 +98,20 @@ pub(crate) fn request_application_shutdown(config: &StreamsConfig, shared: &Shar
 pub(crate) fn shutdown_watch_start(config: &StreamsConfig) -> Result<i64, StreamsError> {
     let topic = shutdown_topic(&config.application_id);
     let consumer = watch_consumer(config)?;
-    let (_, high) = consumer
-        .fetch_watermarks(&topic, 0, REQUEST_TIMEOUT)
-        .map_err(|e| StreamsError::Send { topic: topic.clone(), reason: format!("reading its end offset: {e}") })?;
+    // The topic may have just been created: its leader can take a moment to answer.
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    let high = loop {
+        match consumer.fetch_watermarks(&topic, 0, REQUEST_TIMEOUT) {
+            Ok((_, high)) => break high,
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(topic, error = %e, "reading the end offset of the shutdown topic, retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(StreamsError::Send { topic: topic.clone(), reason: format!("reading its end offset: {e}") })
+            }
+        }
+    };
     drop(consumer);
     Ok(high)
 }
