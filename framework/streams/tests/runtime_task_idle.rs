@@ -118,3 +118,34 @@ async fn a_task_waits_for_an_empty_partition_and_takes_its_earlier_record_first(
     assert_eq!(timestamps(&out), [5, 10]);
     close(streams).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_table_join_sees_the_table_as_of_the_stream_records_timestamp() {
+    let broker =
+        EmbeddedBroker::builder().topic("orders", 1).topic("customers", 1).topic("out", 1).start().await.unwrap();
+    // The order (t=100) is written before the customer it names (t=50) and before a later update (t=200): in
+    // timestamp order the join sees the first customer record, whatever order the consumer fetched them in.
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let producer: BaseProducer =
+            rdkafka::ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+        for (topic, value, ts) in [("orders", "o1", 100), ("customers", "alice", 50), ("customers", "bob", 200)] {
+            producer.send(BaseRecord::to(topic).key("c1").payload(value).timestamp(ts)).map_err(|(e, _)| e).unwrap();
+            producer.flush(Duration::from_secs(30)).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let builder = StreamsBuilder::new();
+    let customers = builder.table::<String, String>("customers");
+    builder
+        .stream::<String, String>("orders")
+        .left_join(&customers, |order, customer| format!("{order}|{}", customer.map_or("none", String::as_str)))
+        .to("out");
+    let dir = tempfile::tempdir().unwrap();
+    let streams = start(builder.build(), config(&broker, "join-order", dir.path()).max_task_idle_ms(10_000)).await;
+    let out = read(broker.bootstrap_servers(), "out", 1, false).await;
+    let values: Vec<String> = out.iter().map(|o| String::from_utf8_lossy(o.value.as_deref().unwrap()).into()).collect();
+    assert_eq!(values, ["o1|alice"]);
+    close(streams).await;
+}
