@@ -149,3 +149,20 @@ async fn a_stream_table_join_sees_the_table_as_of_the_stream_records_timestamp()
     assert_eq!(values, ["o1|alice"]);
     close(streams).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_paused_for_a_full_buffer_resumes_as_its_task_catches_up() {
+    let broker = EmbeddedBroker::builder().topic("left", 1).topic("right", 1).topic("out", 1).start().await.unwrap();
+    // Far more than a partition's buffer holds (1000), with nothing on the right: the left partition is paused
+    // while the task waits max.task.idle.ms, then resumed as enforced processing drains it.
+    let n = 5000;
+    let left: Vec<(&str, i64)> = (0..n).map(|i| ("left", 1_000 + i)).collect();
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    tokio::task::spawn_blocking(move || produce_timestamped(&bootstrap, &left)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let streams = start(merge_topology(), config(&broker, "paused", dir.path()).max_task_idle_ms(2_000)).await;
+    let out = read(broker.bootstrap_servers(), "out", n as usize, false).await;
+    let expected: Vec<i64> = (0..n).map(|i| 1_000 + i).collect();
+    assert_eq!(timestamps(&out), expected);
+    close(streams).await;
+}

@@ -32,6 +32,10 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(50);
 /// Records taken from the consumer per loop turn (then punctuation and the commit check run).
 const MAX_BATCH: usize = 500;
+/// Records buffered for one partition beyond which the consumer pauses it (Kafka's
+/// `buffered.records.per.partition` default), so a task waiting for another partition does not buffer without
+/// bound.
+const BUFFERED_RECORDS_PER_PARTITION: usize = 1000;
 
 struct TaskEntry {
     task: StreamTask,
@@ -103,6 +107,8 @@ pub(crate) struct ThreadInner {
     /// Something was processed or produced since the last commit.
     dirty: bool,
     failure: Option<StreamsError>,
+    /// Partitions paused because their buffer is full.
+    paused: BTreeSet<(String, i32)>,
 }
 
 pub(crate) struct ThreadContext {
@@ -302,6 +308,29 @@ impl ThreadInner {
         }
     }
 
+    /// Pauses the partitions whose buffer is full and resumes those drained below the limit again.
+    fn update_pauses(&mut self, consumer: &BaseConsumer<ThreadContext>) {
+        let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+        for (tp, queue) in self.tasks.values().flat_map(|e| e.queues.iter()) {
+            let full = queue.len() >= BUFFERED_RECORDS_PER_PARTITION;
+            if full && self.paused.insert(tp.clone()) {
+                pause.add_partition(&tp.0, tp.1);
+            } else if !full && self.paused.remove(tp) {
+                resume.add_partition(&tp.0, tp.1);
+            }
+        }
+        if pause.count() > 0 {
+            if let Err(e) = consumer.pause(&pause) {
+                tracing::warn!(thread = self.index, error = %e, "pausing partitions with full buffers failed");
+            }
+        }
+        if resume.count() > 0 {
+            if let Err(e) = consumer.resume(&resume) {
+                tracing::warn!(thread = self.index, error = %e, "resuming partitions failed");
+            }
+        }
+    }
+
     /// Processes the buffered records each task is ready for, in timestamp order across its partitions.
     fn process_buffered(&mut self, consumer: &BaseConsumer<ThreadContext>) -> Result<(), StreamsError> {
         let max_idle_ms = self.config.max_task_idle_ms;
@@ -413,6 +442,7 @@ impl ThreadInner {
     fn close_tasks(&mut self, clean: bool) {
         // Closed tasks leave nothing to commit: a dirty close's work was dropped (under exactly-once, aborted).
         self.dirty = false;
+        self.paused.clear();
         let written = self.deliveries.deliveries.lock().offsets.clone();
         for (id, mut entry) in std::mem::take(&mut self.tasks) {
             self.shared.registry.unregister(id);
@@ -477,6 +507,7 @@ pub(crate) fn run(
         pending_assignment: None,
         dirty: false,
         failure: None,
+        paused: BTreeSet::new(),
     }));
     let mut cc = client_config(&config);
     cc.set("group.id", &config.application_id)
@@ -569,13 +600,24 @@ fn run_loop(
             return Err(e);
         }
         if let Some(assigned) = guard.pending_assignment.take() {
+            let mut tpl = TopicPartitionList::new();
+            for (t, p) in &assigned {
+                tpl.add_partition(t, *p);
+            }
             guard.create_tasks(assigned)?;
+            // A partition paused before the rebalance may come back: its buffer went with its task.
+            if tpl.count() > 0 {
+                if let Err(e) = consumer.resume(&tpl) {
+                    tracing::warn!(thread = index, error = %e, "resuming the assigned partitions failed");
+                }
+            }
             shared.set_phase(index, ThreadPhase::Running);
         }
         for record in batch {
             guard.buffer(record);
         }
         guard.process_buffered(consumer)?;
+        guard.update_pauses(consumer);
         let requested = guard.punctuate()?;
         guard.producer.poll(Duration::ZERO);
         guard.check_deliveries()?;
