@@ -299,7 +299,10 @@ impl ThreadInner {
     fn buffer(&mut self, record: ConsumedRecord) {
         let Some(sub) = self.plan.topic_sub.get(&record.topic) else { return };
         let id = TaskId { subtopology: *sub as u32, partition: record.partition };
-        let queue = self.tasks.get_mut(&id).and_then(|e| e.queues.get_mut(&(record.topic.clone(), record.partition)));
+        // A task has a handful of partitions: a scan finds the queue without building a key per record.
+        let queue = self.tasks.get_mut(&id).and_then(|e| {
+            e.queues.iter_mut().find(|((t, p), _)| *p == record.partition && *t == record.topic).map(|(_, q)| q)
+        });
         match queue {
             Some(q) => q.push_back(record),
             None => {
