@@ -23,6 +23,20 @@ pub enum DeserializationHandler {
     LogAndContinue,
 }
 
+/// What to do with a record the producer could not send to the cluster (`default.production.exception.handler`):
+/// a refused record (too large, unknown topic...) or a failed delivery report. Serialization failures in sinks
+/// always fail. Under `exactly_once_v2` a failed send also makes the transaction fail, so the thread fails whatever
+/// the handler says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProductionExceptionHandler {
+    /// Fail the stream thread (Kafka's `DefaultProductionExceptionHandler`); the uncaught exception handler decides
+    /// what follows.
+    #[default]
+    Fail,
+    /// Log a warning, drop the record and go on (a handler returning `CONTINUE`).
+    Continue,
+}
+
 /// Where a DSL operator keeps its state (Kafka's `Materialized.StoreType`): in memory unless
 /// [`Materialized::with_store_type`](crate::Materialized::with_store_type) says otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,10 +67,16 @@ pub struct StreamsConfig {
     pub processing_guarantee: ProcessingGuarantee,
     /// `state.dir`.
     pub state_dir: PathBuf,
-    /// `num.standby.replicas`: 1 or more keeps standbys of every stateful task this instance does not run.
+    /// `num.standby.replicas`: how many other instances keep a standby of each stateful task.
     pub num_standby_replicas: u32,
     /// `default.deserialization.exception.handler`.
     pub deserialization_handler: DeserializationHandler,
+    /// `default.production.exception.handler`.
+    pub production_exception_handler: ProductionExceptionHandler,
+    /// `max.task.idle.ms`: how long a task with several input partitions waits for data on a partition that has
+    /// none buffered before processing the others out of timestamp order (0, the default: wait only while the
+    /// consumer knows the partition has records not fetched yet; -1: never wait).
+    pub max_task_idle_ms: i64,
     /// `commit.interval.ms`; `None` is Kafka's default: 30 000 under at-least-once, 100 under exactly-once.
     pub commit_interval_ms: Option<u64>,
     /// Names this instance in the transactional ids of its stream threads
@@ -82,6 +102,8 @@ impl StreamsConfig {
             state_dir: std::env::temp_dir().join("spate-streams"),
             num_standby_replicas: 0,
             deserialization_handler: DeserializationHandler::LogAndFail,
+            production_exception_handler: ProductionExceptionHandler::Fail,
+            max_task_idle_ms: 0,
             commit_interval_ms: None,
             instance_id: None,
             client_properties: Vec::new(),
@@ -116,6 +138,16 @@ impl StreamsConfig {
     /// `default.deserialization.exception.handler`.
     pub fn deserialization_handler(mut self, h: DeserializationHandler) -> Self {
         self.deserialization_handler = h;
+        self
+    }
+    /// `default.production.exception.handler`.
+    pub fn production_exception_handler(mut self, h: ProductionExceptionHandler) -> Self {
+        self.production_exception_handler = h;
+        self
+    }
+    /// `max.task.idle.ms` (see the field).
+    pub fn max_task_idle_ms(mut self, ms: i64) -> Self {
+        self.max_task_idle_ms = ms;
         self
     }
     /// `commit.interval.ms`.

@@ -58,6 +58,14 @@ pub enum StreamsError {
     /// A test output topic was read while empty (Kafka's `NoSuchElementException`).
     #[error("no record left in output topic {0}")]
     NoRecord(String),
+    /// A stream thread panicked (in user code, typically); the runtime treats it as a failure of the thread.
+    #[error("stream thread {thread} panicked: {message}")]
+    Panic {
+        /// The thread's name.
+        thread: String,
+        /// The panic message.
+        message: String,
+    },
     /// The record collector (producer) refused a record.
     #[error("cannot send to {topic}: {reason}")]
     Send {

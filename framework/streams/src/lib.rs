@@ -29,12 +29,17 @@ pub mod test_driver;
 mod topology;
 mod windowed;
 
-pub use config::{DeserializationHandler, DslStoreType, ProcessingGuarantee, StreamsConfig};
+pub use config::{
+    DeserializationHandler, DslStoreType, ProcessingGuarantee, ProductionExceptionHandler, StreamsConfig,
+};
 pub use dsl::*;
 pub use error::{BoxError, StreamsError};
 pub use processor::{Cancellable, Processor, ProcessorContext, PunctuationType, TimestampExtractor};
 pub use record::{ConsumedRecord, Data, KeyValue, ProducedRecord, Record, RecordContext};
-pub use runtime::{KafkaStreams, ReadOnlyKeyValueStore, ReadOnlyWindowStore, State, StoreQueryParameters};
+pub use runtime::{
+    KafkaStreams, ReadOnlyKeyValueStore, ReadOnlyWindowStore, State, StoreQueryParameters,
+    StreamThreadExceptionResponse, StreamsUncaughtExceptionHandler,
+};
 pub use state::{KeyValueStore, SessionStore, StoreBuilder, Stores, ValueAndTimestamp, WindowStore};
 pub use task::{RecordCollector, StreamTask, TaskId};
 pub use test_driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};

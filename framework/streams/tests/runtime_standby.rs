@@ -111,3 +111,52 @@ async fn a_standby_replica_takes_over_without_restoring() {
     assert_eq!(last_counts(&out), expected(&all));
     close(b).await;
 }
+
+/// Every stateful task's standbys across the instances: (total copies, distinct tasks).
+fn standby_copies(instances: &[&KafkaStreams]) -> (usize, usize) {
+    let all: Vec<_> = instances.iter().flat_map(|s| s.standby_tasks()).collect();
+    let distinct: BTreeSet<_> = all.iter().copied().collect();
+    (all.len(), distinct.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standbys_are_placed_on_as_many_instances_as_num_standby_replicas_asks() {
+    let broker = EmbeddedBroker::builder().topic("events", 6).topic("event-counts", 6).start().await.unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let batch1: Vec<String> = (0..60).map(|i| format!("k{}", i % 12)).collect();
+    for k in &batch1 {
+        produce(&broker, "events", k, "x").await;
+    }
+    let mut instances = Vec::new();
+    for dir in &dirs {
+        let cfg = config(&broker, "placed", dir.path()).num_standby_replicas(1);
+        instances.push(start(count_topology(), cfg).await);
+    }
+    // Three instances, six stateful tasks, one replica: one standby per task, on another instance than its owner
+    // (each instance keeping a standby of every task it does not run would make twelve).
+    wait_until("one standby per task", || {
+        instances.iter().all(|s| s.state() == State::Running)
+            && standby_copies(&instances.iter().collect::<Vec<_>>()) == (6, 6)
+    })
+    .await;
+    read(broker.bootstrap_servers(), "event-counts", batch1.len(), false).await;
+
+    // One instance leaves: the two left place the standbys again, one per task on the instance not running it.
+    let c = instances.pop().unwrap();
+    close(c).await;
+    wait_until("standbys placed again on two instances", || {
+        instances.iter().all(|s| s.state() == State::Running)
+            && standby_copies(&instances.iter().collect::<Vec<_>>()) == (6, 6)
+    })
+    .await;
+    let batch2: Vec<String> = (0..24).map(|i| format!("k{}", i % 12)).collect();
+    for k in &batch2 {
+        produce(&broker, "events", k, "x").await;
+    }
+    let out = read(broker.bootstrap_servers(), "event-counts", batch1.len() + batch2.len(), false).await;
+    let all: Vec<String> = batch1.iter().chain(&batch2).cloned().collect();
+    assert_eq!(last_counts(&out), expected(&all));
+    for s in instances {
+        close(s).await;
+    }
+}

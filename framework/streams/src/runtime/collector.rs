@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message};
 
@@ -27,6 +27,8 @@ pub(crate) struct Deliveries {
 #[derive(Clone, Default)]
 pub(crate) struct DeliveryContext {
     pub(crate) deliveries: Arc<Mutex<Deliveries>>,
+    /// `ProductionExceptionHandler::Continue`: a record that cannot be sent is logged and dropped.
+    pub(crate) continue_on_error: bool,
 }
 
 impl ClientContext for DeliveryContext {}
@@ -40,6 +42,9 @@ impl ProducerContext for DeliveryContext {
             Ok(m) => {
                 let e = d.offsets.entry((m.topic().to_owned(), m.partition())).or_insert(-1);
                 *e = (*e).max(m.offset());
+            }
+            Err((e, m)) if self.continue_on_error => {
+                tracing::warn!(topic = m.topic(), partition = m.partition(), error = %e, "dropping a streams record that was not delivered (production exception handler: continue)");
             }
             Err((e, m)) => {
                 tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "a streams record was not delivered");
@@ -83,6 +88,10 @@ impl RecordCollector for ProducerCollector<'_> {
                     // The local queue drains as the broker acknowledges; serve delivery reports meanwhile.
                     self.producer.poll(Duration::from_millis(10));
                     r = back;
+                }
+                Err((e, _)) if self.producer.context().continue_on_error => {
+                    tracing::warn!(topic = %record.topic, error = %e, "dropping a streams record the producer refused (production exception handler: continue)");
+                    return Ok(());
                 }
                 Err((e, _)) => return Err(StreamsError::Send { topic: record.topic.clone(), reason: e.to_string() }),
             }

@@ -143,6 +143,8 @@ pub(crate) fn prepare(topology: &Topology, config: &StreamsConfig) -> Result<Top
     for c in &plan.changelogs {
         wanted.insert(c.topic.clone(), (plan.sub_partitions[c.subtopology], true));
     }
+    // Watched by every instance for ShutdownApplication requests (see `exception_handler`).
+    wanted.insert(super::exception_handler::shutdown_topic(app), (1, false));
     for (t, (n, _)) in &wanted {
         if let Some(have) = existing.get(t) {
             if have != n {

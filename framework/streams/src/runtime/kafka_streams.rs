@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::exception_handler::{
+    request_application_shutdown, shutdown_watch_start, watch_shutdown_requests, StreamThreadExceptionResponse,
+    StreamsUncaughtExceptionHandler,
+};
 use super::global_thread::{GlobalTask, GLOBAL_TASK};
 use super::internal_topics::{prepare, TopicPlan};
 use super::queries::{QueryableStore, StoreQueryParameters, StoreRegistry};
@@ -56,8 +60,9 @@ pub(crate) struct Shared {
     /// Present when `num.standby.replicas` ≥ 1.
     pub(crate) standby: Option<Arc<StandbyState>>,
     restore_listener: Mutex<Option<RestoreListener>>,
-    /// Names this instance in transactional ids when no `instance_id` is configured.
+    /// Names this instance in transactional ids when no `instance_id` is configured, and in shutdown requests.
     pub(crate) process_id: String,
+    uncaught_handler: Mutex<Option<Arc<dyn StreamsUncaughtExceptionHandler>>>,
 }
 
 impl Shared {
@@ -109,10 +114,39 @@ impl Shared {
         }
     }
 
-    fn fail(&self, error: String) {
+    pub(crate) fn fail(&self, error: String) {
         self.error.lock().get_or_insert(error);
         self.stop.store(true, Ordering::Release);
         self.transition(State::Error);
+    }
+
+    /// Applies the uncaught exception handler to a thread's failure; true when the thread is to be replaced.
+    pub(crate) fn handle_uncaught(
+        &self,
+        error: &StreamsError,
+        thread: &str,
+        replaceable: bool,
+        config: &StreamsConfig,
+    ) -> bool {
+        let handler = self.uncaught_handler.lock().clone();
+        let response = handler.map_or(StreamThreadExceptionResponse::ShutdownClient, |h| h.handle(error));
+        tracing::error!(thread, error = %error, response = ?response, "a thread failed");
+        match response {
+            // A failure while closing ends the thread: nothing to replace.
+            StreamThreadExceptionResponse::ReplaceThread if replaceable && !self.stop.load(Ordering::Acquire) => true,
+            StreamThreadExceptionResponse::ReplaceThread | StreamThreadExceptionResponse::ShutdownClient => {
+                if response == StreamThreadExceptionResponse::ReplaceThread {
+                    tracing::warn!(thread, "only stream threads can be replaced: shutting the client down");
+                }
+                self.fail(error.to_string());
+                false
+            }
+            StreamThreadExceptionResponse::ShutdownApplication => {
+                self.fail(error.to_string());
+                request_application_shutdown(config, self, &format!("{thread}: {error}"));
+                false
+            }
+        }
     }
 }
 
@@ -163,6 +197,7 @@ impl KafkaStreams {
                 standby,
                 restore_listener: Mutex::new(None),
                 process_id: uuid::Uuid::new_v4().to_string(),
+                uncaught_handler: Mutex::new(None),
             }),
             threads: Vec::new(),
         }
@@ -181,6 +216,12 @@ impl KafkaStreams {
         listener: impl Fn(&str, &str, i32, u64) + Send + Sync + 'static,
     ) {
         *self.shared.restore_listener.lock() = Some(Box::new(listener));
+    }
+
+    /// Decides what a failed thread does to the instance (Kafka's `setUncaughtExceptionHandler`, KIP-671); without
+    /// one a failure stops this instance ([`StreamThreadExceptionResponse::ShutdownClient`]). Set before `start`.
+    pub fn set_uncaught_exception_handler(&mut self, handler: impl StreamsUncaughtExceptionHandler + 'static) {
+        *self.shared.uncaught_handler.lock() = Some(Arc::new(handler));
     }
 
     /// The tasks this instance keeps standby replicas of (empty unless `num.standby.replicas` ≥ 1).
@@ -217,6 +258,21 @@ impl KafkaStreams {
                 return Err(e);
             }
         };
+        let watch_from = match shutdown_watch_start(&self.config) {
+            Ok(o) => o,
+            Err(e) => {
+                self.shared.fail(e.to_string());
+                return Err(e);
+            }
+        };
+        {
+            let (config, shared) = (self.config.clone(), self.shared.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("{}-ShutdownWatch", self.config.application_id))
+                .spawn(move || watch_shutdown_requests(config, shared, watch_from))
+                .map_err(|e| StreamsError::Topology(format!("cannot spawn the shutdown watch thread: {e}")))?;
+            self.threads.push(handle);
+        }
         // Global tables are read to their end before any stream task runs, as Kafka's global thread does.
         let mut global_stores = Vec::new();
         if !self.topology.global_nodes().is_empty() {
@@ -229,13 +285,12 @@ impl KafkaStreams {
             };
             global_stores = global.stores();
             self.shared.registry.register(GLOBAL_TASK, global_stores.clone());
-            let shared = self.shared.clone();
+            let (shared, config) = (self.shared.clone(), self.config.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("{}-GlobalStreamThread", self.config.application_id))
                 .spawn(move || {
                     if let Err(e) = global.run(shared.clone()) {
-                        tracing::error!(error = %e, "global stream thread failed");
-                        shared.fail(e.to_string());
+                        shared.handle_uncaught(&e, "GlobalStreamThread", false, &config);
                     }
                 })
                 .map_err(|e| StreamsError::Topology(format!("cannot spawn the global thread: {e}")))?;
@@ -248,9 +303,8 @@ impl KafkaStreams {
             let handle = std::thread::Builder::new()
                 .name(format!("{}-StandbyThread", self.config.application_id))
                 .spawn(move || {
-                    if let Err(e) = standby::run(topology, config, plan, state, shared.clone()) {
-                        tracing::error!(error = %e, "standby thread failed");
-                        shared.fail(e.to_string());
+                    if let Err(e) = standby::run(topology, config.clone(), plan, state, shared.clone()) {
+                        shared.handle_uncaught(&e, "StandbyThread", false, &config);
                     }
                 })
                 .map_err(|e| StreamsError::Topology(format!("cannot spawn the standby thread: {e}")))?;
@@ -261,14 +315,28 @@ impl KafkaStreams {
                 (self.topology.clone(), self.config.clone(), plan.clone(), self.shared.clone(), global_stores.clone());
             let name = format!("{}-StreamThread-{}", self.config.application_id, index + 1);
             let handle = std::thread::Builder::new()
-                .name(name)
+                .name(name.clone())
                 .spawn(move || {
-                    let result = stream_thread::run(index, topology, config, plan, globals, shared.clone());
-                    shared.set_phase(index, ThreadPhase::Dead);
-                    if let Err(e) = result {
-                        tracing::error!(thread = index, error = %e, "stream thread failed");
-                        shared.fail(e.to_string());
+                    // A replaced stream thread is a new one (new clients, new tasks) on the same OS thread.
+                    let mut generation = 0u32;
+                    loop {
+                        let result = stream_thread::run(
+                            index,
+                            topology.clone(),
+                            config.clone(),
+                            plan.clone(),
+                            globals.clone(),
+                            shared.clone(),
+                        );
+                        let Err(e) = result else { break };
+                        if !shared.handle_uncaught(&e, &name, true, &config) {
+                            break;
+                        }
+                        generation += 1;
+                        tracing::warn!(thread = %name, replacement = generation, "replacing the failed stream thread");
+                        shared.set_phase(index, ThreadPhase::Rebalancing);
                     }
+                    shared.set_phase(index, ThreadPhase::Dead);
                 })
                 .map_err(|e| StreamsError::Topology(format!("cannot spawn a stream thread: {e}")))?;
             self.threads.push(handle);

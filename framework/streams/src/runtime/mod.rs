@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod collector;
+mod exception_handler;
 mod global_thread;
 mod internal_topics;
 mod kafka_streams;
@@ -13,6 +14,7 @@ mod standby;
 mod stream_thread;
 
 pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
+pub use exception_handler::{shutdown_topic, StreamThreadExceptionResponse, StreamsUncaughtExceptionHandler};
 pub use kafka_streams::{KafkaStreams, State};
 pub use partitioner::{default_partition, murmur2};
 #[doc(hidden)]

@@ -2,15 +2,19 @@
 //! on an instance that does not run them, so that when a task moves there it restores only what the standby has
 //! not applied yet (Kafka's standby tasks).
 //!
-//! With the classic group protocol an instance cannot see which other instance runs a task, so Spate cannot
-//! place exactly `num.standby.replicas` copies as Kafka's assignor does: an instance with the setting at 1 or
-//! more keeps a standby of **every** stateful task it does not run itself. With two instances that is Kafka's
-//! placement for one replica; with more it keeps more copies than asked.
+//! Kafka's assignor places the standbys. librdkafka cannot run it, so each instance places its own from what the
+//! group says: about once a second, while the group is stable, the standby thread reads the group's members and
+//! their assignments (`DescribeGroups`), maps each member to its instance (stream threads' client ids are
+//! `<application.id>-<process id>-StreamThread-<n>`, as in Kafka) and each assigned partition to its task, orders
+//! the instances by id, and keeps a standby of a task when this instance is one of the `num.standby.replicas`
+//! instances following the task's active owner in that order. Every instance computes the same placement from the
+//! same assignment, so each stateful task gets `min(num.standby.replicas, instances - 1)` standbys, never on its
+//! owner. While the group rebalances or cannot be read the previous placement stays.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -63,6 +67,110 @@ impl StandbyState {
     }
 }
 
+/// How often the standby thread reads the group to place standbys.
+const PLACEMENT_INTERVAL: Duration = Duration::from_secs(1);
+const GROUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The client id of a stream thread's consumer; the part before `-StreamThread-` names the instance.
+pub(crate) fn stream_thread_client_id(application_id: &str, process_id: &str, index: usize) -> String {
+    format!("{application_id}-{process_id}-StreamThread-{}", index + 1)
+}
+
+/// Topic partitions of a consumer-protocol assignment (version, [topic, [partition]], user data); None when the
+/// bytes do not parse.
+pub(crate) fn parse_assignment(bytes: &[u8]) -> Option<Vec<(String, i32)>> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = (b.get(..n)?, b.get(n..)?);
+        *b = tail;
+        Some(head)
+    }
+    fn i16_(b: &mut &[u8]) -> Option<i16> {
+        Some(i16::from_be_bytes(take(b, 2)?.try_into().ok()?))
+    }
+    fn i32_(b: &mut &[u8]) -> Option<i32> {
+        Some(i32::from_be_bytes(take(b, 4)?.try_into().ok()?))
+    }
+    let mut b = bytes;
+    if b.is_empty() {
+        return Some(Vec::new());
+    }
+    i16_(&mut b)?;
+    let mut out = Vec::new();
+    for _ in 0..i32_(&mut b)?.max(0) {
+        let len = usize::try_from(i16_(&mut b)?).ok()?;
+        let topic = String::from_utf8(take(&mut b, len)?.to_vec()).ok()?;
+        for _ in 0..i32_(&mut b)?.max(0) {
+            out.push((topic.clone(), i32_(&mut b)?));
+        }
+    }
+    Some(out)
+}
+
+/// Which of `tasks` this instance (`me`) keeps standbys of, given the group's instances and each task's active
+/// owner: the `replicas` instances after a task's owner in id order. None when `me` is not in the group yet.
+pub(crate) fn place_standbys(
+    instances: &BTreeSet<String>,
+    owners: &BTreeMap<TaskId, String>,
+    tasks: &[TaskId],
+    me: &str,
+    replicas: usize,
+) -> Option<BTreeSet<TaskId>> {
+    let instances: Vec<&String> = instances.iter().collect();
+    let mine = instances.iter().position(|i| i.as_str() == me)?;
+    let n = instances.len();
+    let mut wanted = BTreeSet::new();
+    for id in tasks {
+        let Some(owner) = owners.get(id).and_then(|o| instances.iter().position(|i| *i == o)) else { continue };
+        if (1..=replicas.min(n - 1)).any(|k| (owner + k) % n == mine) {
+            wanted.insert(*id);
+        }
+    }
+    Some(wanted)
+}
+
+/// Reads the group and places this instance's standbys; None while the group is not stable or unreadable.
+fn read_placement(
+    consumer: &BaseConsumer,
+    config: &StreamsConfig,
+    plan: &TopicPlan,
+    tasks: &[TaskId],
+    me: &str,
+) -> Option<BTreeSet<TaskId>> {
+    let app = &config.application_id;
+    let groups = match consumer.fetch_group_list(Some(app), GROUP_TIMEOUT) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::debug!(error = %e, "reading the group for standby placement");
+            return None;
+        }
+    };
+    let group = groups.groups().iter().find(|g| g.name() == app)?;
+    if group.state() != "Stable" {
+        return None;
+    }
+    let prefix = format!("{app}-");
+    let mut owners = BTreeMap::new();
+    let mut instances = BTreeSet::new();
+    for member in group.members() {
+        let Some((instance, _)) =
+            member.client_id().strip_prefix(&prefix).and_then(|c| c.rsplit_once("-StreamThread-"))
+        else {
+            continue;
+        };
+        instances.insert(instance.to_owned());
+        let Some(partitions) = member.assignment().map_or(Some(Vec::new()), parse_assignment) else {
+            tracing::warn!(member = member.id(), "cannot parse a group member's assignment");
+            return None;
+        };
+        for (topic, partition) in partitions {
+            if let Some(sub) = plan.topic_sub.get(&topic) {
+                owners.insert(TaskId { subtopology: *sub as u32, partition }, instance.to_owned());
+            }
+        }
+    }
+    place_standbys(&instances, &owners, tasks, me, config.num_standby_replicas as usize)
+}
+
 fn kafka(e: rdkafka::error::KafkaError) -> StreamsError {
     StreamsError::Store { store: "standby".into(), reason: e.to_string() }
 }
@@ -91,11 +199,30 @@ pub(crate) fn run(
         .collect();
     // Changelog partition → (task, store).
     let mut assigned: BTreeMap<(String, i32), (TaskId, String)> = BTreeMap::new();
+    let mut wanted: BTreeSet<TaskId> = BTreeSet::new();
+    let mut last_placement: Option<Instant> = None;
     while !shared.stop.load(Ordering::Acquire) {
+        if last_placement.is_none_or(|t| t.elapsed() >= PLACEMENT_INTERVAL) {
+            last_placement = Some(Instant::now());
+            if let Some(placed) = read_placement(&consumer, &config, &plan, &all, &shared.process_id) {
+                if placed != wanted {
+                    tracing::info!(standbys = ?placed, "standby placement changed");
+                    wanted = placed;
+                }
+            }
+        }
         {
             let mut inner = state.inner.lock();
+            let dropped: Vec<TaskId> = inner.standbys.keys().filter(|id| !wanted.contains(id)).copied().collect();
+            for id in dropped {
+                if let Some(mut s) = inner.standbys.remove(&id) {
+                    shared.standby_registry.unregister(id);
+                    s.task.close();
+                    tracing::info!(task = %id, "standby task dropped");
+                }
+            }
             let mut add = TopicPartitionList::new();
-            for id in &all {
+            for id in &wanted {
                 if inner.active.contains(id) || inner.standbys.contains_key(id) {
                     continue;
                 }
@@ -163,4 +290,37 @@ pub(crate) fn run(
         s.task.close();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(partition: i32) -> TaskId {
+        TaskId { subtopology: 0, partition }
+    }
+
+    #[test]
+    fn an_assignment_in_the_consumer_protocol_layout_parses() {
+        // version 0; topics: "ev" → [0, 3], "x" → []; user data null.
+        let mut b = vec![0, 0, 0, 0, 0, 2, 0, 2, b'e', b'v', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3];
+        b.extend([0, 1, b'x', 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(parse_assignment(&b), Some(vec![("ev".to_owned(), 0), ("ev".to_owned(), 3)]));
+        assert_eq!(parse_assignment(&[]), Some(vec![]));
+        assert_eq!(parse_assignment(&b[..9]), None);
+    }
+
+    #[test]
+    fn standbys_go_to_the_replicas_instances_after_the_owner() {
+        let instances: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
+        let owners: BTreeMap<TaskId, String> =
+            [(task(0), "a"), (task(1), "b"), (task(2), "c")].map(|(t, o)| (t, o.to_owned())).into();
+        let tasks = [task(0), task(1), task(2)];
+        assert_eq!(place_standbys(&instances, &owners, &tasks, "b", 1), Some([task(0)].into()));
+        assert_eq!(place_standbys(&instances, &owners, &tasks, "a", 1), Some([task(2)].into()));
+        assert_eq!(place_standbys(&instances, &owners, &tasks, "a", 2), Some([task(1), task(2)].into()));
+        // More replicas than other instances: one copy on each other instance, never on the owner.
+        assert_eq!(place_standbys(&instances, &owners, &tasks, "c", 5), Some([task(0), task(1)].into()));
+        assert_eq!(place_standbys(&instances, &owners, &tasks, "d", 1), None);
+    }
 }

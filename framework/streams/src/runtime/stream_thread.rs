@@ -3,7 +3,7 @@
 //! the group assigns it. The loop polls, processes one record at a time through its task, runs wall-clock
 //! punctuators, and commits every `commit.interval.ms` (and before partitions are revoked).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Headers as _;
-use rdkafka::producer::Producer;
+use rdkafka::producer::{Producer, PurgeConfig};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use super::checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
@@ -20,9 +20,11 @@ use super::collector::{DeliveryContext, ProducerCollector, StreamsProducer};
 use super::internal_topics::{client_config, TopicPlan};
 use super::kafka_streams::{Shared, ThreadPhase};
 use super::restore::{restore_task, wipe_unrecoverable};
+use super::standby::stream_thread_client_id;
 use crate::state::StoreHandle;
 use crate::{
-    ConsumedRecord, ProcessingGuarantee, StoreBuilder, StreamTask, StreamsConfig, StreamsError, TaskId, Topology,
+    ConsumedRecord, ProcessingGuarantee, ProductionExceptionHandler, StoreBuilder, StreamTask, StreamsConfig,
+    StreamsError, TaskId, Topology,
 };
 
 /// How long transaction and flush operations may wait for the cluster.
@@ -30,6 +32,10 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(50);
 /// Records taken from the consumer per loop turn (then punctuation and the commit check run).
 const MAX_BATCH: usize = 500;
+/// Records buffered for one partition beyond which the consumer pauses it (Kafka's
+/// `buffered.records.per.partition` default), so a task waiting for another partition does not buffer without
+/// bound.
+const BUFFERED_RECORDS_PER_PARTITION: usize = 1000;
 
 struct TaskEntry {
     task: StreamTask,
@@ -39,6 +45,47 @@ struct TaskEntry {
     changelog_offsets: Checkpoint,
     dir: PathBuf,
     has_persistent_logged: bool,
+    /// Polled records not processed yet, per input partition of the task (Kafka's `PartitionGroup`): the task takes
+    /// the head with the smallest timestamp.
+    queues: BTreeMap<(String, i32), VecDeque<ConsumedRecord>>,
+    /// Since when the task has had records on some partitions and none on others (`max.task.idle.ms` runs from it).
+    waiting_since: Option<Instant>,
+}
+
+/// The next input partition a task processes from, if it is ready to (Kafka's `PartitionGroup.readyToProcess`
+/// and `nextRecord`).
+fn next_partition(
+    entry: &mut TaskEntry,
+    max_idle_ms: i64,
+    now: Instant,
+    lag: &mut dyn FnMut(&str, i32) -> Option<i64>,
+) -> Option<(String, i32)> {
+    let mut best: Option<(&(String, i32), i64)> = None;
+    let mut empty = Vec::new();
+    for (tp, q) in &entry.queues {
+        match q.front() {
+            Some(r) if best.is_none_or(|(_, ts)| r.timestamp < ts) => best = Some((tp, r.timestamp)),
+            Some(_) => {}
+            None => empty.push(tp),
+        }
+    }
+    let (tp, _) = best?;
+    if empty.is_empty() || max_idle_ms < 0 {
+        entry.waiting_since = None;
+        return Some(tp.clone());
+    }
+    // Records the consumer knows are on the broker will arrive with a coming poll: wait for them, whatever the
+    // idle time, so the order holds.
+    if empty.iter().any(|(t, p)| lag(t, *p).is_some_and(|l| l > 0)) {
+        return None;
+    }
+    let since = *entry.waiting_since.get_or_insert(now);
+    if now.duration_since(since) >= Duration::from_millis(max_idle_ms.unsigned_abs()) {
+        tracing::debug!(task = %entry.task.id(), partition = ?tp, "enforced processing: an input partition has no data");
+        Some(tp.clone())
+    } else {
+        None
+    }
 }
 
 /// Everything the loop and the rebalance callback share (the callback runs inside `poll` on the same thread).
@@ -60,6 +107,8 @@ pub(crate) struct ThreadInner {
     /// Something was processed or produced since the last commit.
     dirty: bool,
     failure: Option<StreamsError>,
+    /// Partitions paused because their buffer is full.
+    paused: BTreeSet<(String, i32)>,
 }
 
 pub(crate) struct ThreadContext {
@@ -110,6 +159,40 @@ fn merge_offset(offsets: &mut Checkpoint, topic: &str, partition: i32, offset: i
     *e = (*e).max(offset);
 }
 
+/// Aborts the open transaction after a failure. librdkafka's abort waits for the delivery reports of the records
+/// still queued or in flight, which only polling serves: they are purged and their (failed) reports served first,
+/// or the abort would wait out its whole timeout.
+fn abort_transaction(producer: &StreamsProducer) {
+    producer.purge(PurgeConfig::default().queue().inflight());
+    let deadline = Instant::now() + OPERATION_TIMEOUT;
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        producer.poll(Duration::from_millis(10));
+    }
+    if let Err(e) = producer.abort_transaction(OPERATION_TIMEOUT) {
+        // The next producer with this transactional id fences the transaction and aborts it anyway.
+        tracing::warn!(error = %e, "aborting the transaction failed");
+    }
+}
+
+/// The high watermark librdkafka last received for a partition (from fetch responses), without a request; None
+/// when none was received yet. rust-rdkafka wraps only the querying variant, hence the direct call.
+fn cached_high_watermark(consumer: &BaseConsumer<ThreadContext>, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the handle is valid while `consumer` lives; librdkafka reads the NUL-terminated name and writes the
+    // two offsets from its local cache under its own lock.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -132,13 +215,13 @@ impl ThreadInner {
 
     /// Creates (and restores) the tasks of a new assignment: one per sub-topology and partition number.
     fn create_tasks(&mut self, assigned: Vec<(String, i32)>) -> Result<(), StreamsError> {
-        let ids: BTreeSet<TaskId> = assigned
-            .iter()
-            .filter_map(|(t, p)| {
-                self.plan.topic_sub.get(t).map(|sub| TaskId { subtopology: *sub as u32, partition: *p })
-            })
-            .collect();
-        for id in ids {
+        let mut inputs: BTreeMap<TaskId, BTreeSet<(String, i32)>> = BTreeMap::new();
+        for (t, p) in &assigned {
+            if let Some(sub) = self.plan.topic_sub.get(t) {
+                inputs.entry(TaskId { subtopology: *sub as u32, partition: *p }).or_default().insert((t.clone(), *p));
+            }
+        }
+        for (id, partitions) in inputs {
             if self.tasks.contains_key(&id) {
                 continue;
             }
@@ -198,25 +281,98 @@ impl ThreadInner {
             tracing::info!(thread = self.index, task = %id, "task created");
             self.tasks.insert(
                 id,
-                TaskEntry { task, offsets: BTreeMap::new(), changelog_offsets: restored, dir, has_persistent_logged },
+                TaskEntry {
+                    task,
+                    offsets: BTreeMap::new(),
+                    changelog_offsets: restored,
+                    dir,
+                    has_persistent_logged,
+                    queues: partitions.into_iter().map(|tp| (tp, VecDeque::new())).collect(),
+                    waiting_since: None,
+                },
             );
         }
         Ok(())
     }
 
-    fn process(&mut self, record: ConsumedRecord) -> Result<(), StreamsError> {
-        let Some(sub) = self.plan.topic_sub.get(&record.topic) else { return Ok(()) };
+    /// Queues a polled record on its task's partition.
+    fn buffer(&mut self, record: ConsumedRecord) {
+        let Some(sub) = self.plan.topic_sub.get(&record.topic) else { return };
         let id = TaskId { subtopology: *sub as u32, partition: record.partition };
-        let Some(entry) = self.tasks.get_mut(&id) else {
-            tracing::warn!(topic = %record.topic, partition = record.partition, "record for a partition without task");
-            return Ok(());
+        // A task has a handful of partitions: a scan finds the queue without building a key per record.
+        let queue = self.tasks.get_mut(&id).and_then(|e| {
+            e.queues.iter_mut().find(|((t, p), _)| *p == record.partition && *t == record.topic).map(|(_, q)| q)
+        });
+        match queue {
+            Some(q) => q.push_back(record),
+            None => {
+                tracing::warn!(topic = %record.topic, partition = record.partition, "record for a partition without task")
+            }
+        }
+    }
+
+    /// Pauses the partitions whose buffer is full and resumes those drained below the limit again.
+    fn update_pauses(&mut self, consumer: &BaseConsumer<ThreadContext>) {
+        let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+        for (tp, queue) in self.tasks.values().flat_map(|e| e.queues.iter()) {
+            let full = queue.len() >= BUFFERED_RECORDS_PER_PARTITION;
+            if full && self.paused.insert(tp.clone()) {
+                pause.add_partition(&tp.0, tp.1);
+            } else if !full && self.paused.remove(tp) {
+                resume.add_partition(&tp.0, tp.1);
+            }
+        }
+        if pause.count() > 0 {
+            if let Err(e) = consumer.pause(&pause) {
+                tracing::warn!(thread = self.index, error = %e, "pausing partitions with full buffers failed");
+            }
+        }
+        if resume.count() > 0 {
+            if let Err(e) = consumer.resume(&resume) {
+                tracing::warn!(thread = self.index, error = %e, "resuming partitions failed");
+            }
+        }
+    }
+
+    /// Processes the buffered records each task is ready for, in timestamp order across its partitions.
+    fn process_buffered(&mut self, consumer: &BaseConsumer<ThreadContext>) -> Result<(), StreamsError> {
+        let max_idle_ms = self.config.max_task_idle_ms;
+        let now = Instant::now();
+        // Fetched lag of an empty partition: the high watermark librdkafka last saw minus the consumer's position
+        // (both local, no request); None when either is unknown yet. Under read_committed the high watermark also
+        // counts open transactions' records, which the consumer will not return before they commit (Kafka measures
+        // from the last stable offset, which librdkafka does not expose): the lag counts as unknown there, so an
+        // open upstream transaction cannot hold a task back longer than max.task.idle.ms.
+        let eos = self.eos;
+        let mut positions: Option<HashMap<(String, i32), i64>> = None;
+        let mut lag = |topic: &str, partition: i32| -> Option<i64> {
+            if eos {
+                return None;
+            }
+            let positions = positions.get_or_insert_with(|| {
+                let mut m = HashMap::new();
+                if let Ok(tpl) = consumer.position() {
+                    for e in tpl.elements() {
+                        if let Offset::Offset(o) = e.offset() {
+                            m.insert((e.topic().to_owned(), e.partition()), o);
+                        }
+                    }
+                }
+                m
+            });
+            let position = *positions.get(&(topic.to_owned(), partition))?;
+            Some(cached_high_watermark(consumer, topic, partition)? - position)
         };
-        let tp = (record.topic.clone(), record.partition);
-        let next = record.offset + 1;
-        let mut collector = ProducerCollector { producer: &self.producer, sent: 0 };
-        entry.task.process(record, &mut collector)?;
-        entry.offsets.insert(tp, next);
-        self.dirty = true;
+        for entry in self.tasks.values_mut() {
+            while let Some(tp) = next_partition(entry, max_idle_ms, now, &mut lag) {
+                let Some(record) = entry.queues.get_mut(&tp).and_then(VecDeque::pop_front) else { break };
+                let next = record.offset + 1;
+                let mut collector = ProducerCollector { producer: &self.producer, sent: 0 };
+                entry.task.process(record, &mut collector)?;
+                entry.offsets.insert(tp, next);
+                self.dirty = true;
+            }
+        }
         Ok(())
     }
 
@@ -287,6 +443,9 @@ impl ThreadInner {
 
     /// Closes every task; a clean close of persistent stores leaves a checkpoint so the next start resumes.
     fn close_tasks(&mut self, clean: bool) {
+        // Closed tasks leave nothing to commit: a dirty close's work was dropped (under exactly-once, aborted).
+        self.dirty = false;
+        self.paused.clear();
         let written = self.deliveries.deliveries.lock().offsets.clone();
         for (id, mut entry) in std::mem::take(&mut self.tasks) {
             self.shared.registry.unregister(id);
@@ -318,7 +477,10 @@ pub(crate) fn run(
     shared: Arc<Shared>,
 ) -> Result<(), StreamsError> {
     let eos = config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
-    let deliveries = DeliveryContext::default();
+    let deliveries = DeliveryContext {
+        continue_on_error: config.production_exception_handler == ProductionExceptionHandler::Continue,
+        ..DeliveryContext::default()
+    };
     let mut pc = client_config(&config);
     pc.set("partitioner", "murmur2_random").set("linger.ms", "5").set("enable.idempotence", "true");
     if eos {
@@ -348,10 +510,11 @@ pub(crate) fn run(
         pending_assignment: None,
         dirty: false,
         failure: None,
+        paused: BTreeSet::new(),
     }));
     let mut cc = client_config(&config);
     cc.set("group.id", &config.application_id)
-        .set("client.id", format!("{}-StreamThread-{}", config.application_id, index + 1))
+        .set("client.id", stream_thread_client_id(&config.application_id, &shared.process_id, index))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -365,7 +528,21 @@ pub(crate) fn run(
     let topics = plan.subscription();
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&refs).map_err(|e| kafka("subscribe", e))?;
-    let result = run_loop(&consumer, &inner, &config, &shared);
+    // A panic in user code is a failure like an error: the same clean-up runs (no commit, transaction aborted) and
+    // the uncaught exception handler decides what follows.
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_loop(&consumer, &inner, &config, &shared)))
+            .unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".to_owned());
+                Err(StreamsError::Panic {
+                    thread: format!("{}-StreamThread-{}", config.application_id, index + 1),
+                    message,
+                })
+            });
     let mut guard = inner.lock();
     let closed = match &result {
         Ok(()) => guard.commit(&consumer),
@@ -373,7 +550,7 @@ pub(crate) fn run(
     };
     let clean = result.is_ok() && closed.is_ok();
     if eos && !clean {
-        let _ = guard.producer.abort_transaction(OPERATION_TIMEOUT);
+        abort_transaction(&guard.producer);
     }
     guard.close_tasks(clean);
     drop(guard);
@@ -426,12 +603,24 @@ fn run_loop(
             return Err(e);
         }
         if let Some(assigned) = guard.pending_assignment.take() {
+            let mut tpl = TopicPartitionList::new();
+            for (t, p) in &assigned {
+                tpl.add_partition(t, *p);
+            }
             guard.create_tasks(assigned)?;
+            // A partition paused before the rebalance may come back: its buffer went with its task.
+            if tpl.count() > 0 {
+                if let Err(e) = consumer.resume(&tpl) {
+                    tracing::warn!(thread = index, error = %e, "resuming the assigned partitions failed");
+                }
+            }
             shared.set_phase(index, ThreadPhase::Running);
         }
         for record in batch {
-            guard.process(record)?;
+            guard.buffer(record);
         }
+        guard.process_buffered(consumer)?;
+        guard.update_pauses(consumer);
         let requested = guard.punctuate()?;
         guard.producer.poll(Duration::ZERO);
         guard.check_deliveries()?;
