@@ -29,13 +29,18 @@ pub struct CpuAlert {
     pub timestamp: i64,
 }
 
-/// The topology.
+/// The topology, on the book's topics: `metrics` in; `cpu-metrics`, `memory-metrics` and `cpu-alerts` out.
 pub fn topology() -> Topology {
+    topology_for("metrics", "cpu-metrics", "memory-metrics", "cpu-alerts")
+}
+
+/// The same topology on other topics (the benchmark gives each run its own output topics).
+pub fn topology_for(metrics: &str, cpu_metrics: &str, memory_metrics: &str, cpu_alerts: &str) -> Topology {
     let builder = StreamsBuilder::new();
     let mut by_kind = builder
         // Event time is when the metric was measured, not when it reached Kafka.
         .stream_with::<Option<String>, Json<Metric>>(
-            "metrics",
+            metrics,
             Consumed::with_timestamp_extractor(|_, m: &Json<Metric>, _, _| m.timestamp),
         )
         .split_named(Named::as_("metrics-"))
@@ -43,11 +48,11 @@ pub fn topology() -> Topology {
         .branch(|_, m| m.kind == "memory", Branched::as_("memory"))
         .no_default_branch();
     if let (Some(cpu), Some(memory)) = (by_kind.remove("metrics-cpu"), by_kind.remove("metrics-memory")) {
-        cpu.to("cpu-metrics");
-        memory.to("memory-metrics");
+        cpu.to(cpu_metrics);
+        memory.to(memory_metrics);
         cpu.filter(|_, m| m.value > 50.0)
             .map(|_, m| (m.hostname.clone(), Json(CpuAlert { hostname: m.hostname.clone(), timestamp: m.timestamp })))
-            .to("cpu-alerts");
+            .to(cpu_alerts);
     }
     builder.build()
 }
