@@ -81,8 +81,6 @@ pub mod __private {
     pub use crate::listener::{HandlerFuture, ListenerRegistration};
     pub use futures::future::BoxFuture;
     pub use inventory;
-    pub use tower::service_fn;
-    pub use tower::util::BoxCloneSyncService;
 
     /// What `#[spate::main]`'s function may return.
     pub trait IntoApp {

@@ -7,7 +7,6 @@ use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::codec::DeserializationError;
@@ -249,8 +248,95 @@ impl Outcome {
     }
 }
 
-/// The service type every listener becomes.
-pub type ListenerService = BoxCloneSyncService<Delivery, Outcome, ListenerError>;
+/// The service type every listener becomes: a cloneable, type-erased `tower::Service<Delivery>` whose future
+/// is one boxed [`HandlerFuture`].
+///
+/// `#[kafka_listener]` handlers already return a boxed future, and are called directly (no second box, no
+/// readiness check); any other service is boxed once. Built with [`ListenerService::new`] or
+/// [`ListenerService::from_fn`].
+pub struct ListenerService(Box<dyn ErasedService>);
+
+trait ErasedService: Send + Sync {
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), ListenerError>>;
+    fn call(&mut self, delivery: Delivery) -> HandlerFuture;
+    fn clone_box(&self) -> Box<dyn ErasedService>;
+}
+
+#[derive(Clone)]
+struct Boxing<S>(S);
+
+impl<S> ErasedService for Boxing<S>
+where
+    S: Service<Delivery, Response = Outcome, Error = ListenerError> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), ListenerError>> {
+        self.0.poll_ready(cx)
+    }
+    fn call(&mut self, delivery: Delivery) -> HandlerFuture {
+        Box::pin(self.0.call(delivery))
+    }
+    fn clone_box(&self) -> Box<dyn ErasedService> {
+        Box::new(self.clone())
+    }
+}
+
+#[derive(Clone, Copy)]
+struct HandlerFn(fn(Delivery) -> HandlerFuture);
+
+impl ErasedService for HandlerFn {
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), ListenerError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, delivery: Delivery) -> HandlerFuture {
+        (self.0)(delivery)
+    }
+    fn clone_box(&self) -> Box<dyn ErasedService> {
+        Box::new(*self)
+    }
+}
+
+impl ListenerService {
+    /// Erases a tower service.
+    pub fn new<S>(service: S) -> Self
+    where
+        S: Service<Delivery, Response = Outcome, Error = ListenerError> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+    {
+        ListenerService(Box::new(Boxing(service)))
+    }
+
+    /// A service calling a function that returns a boxed future, as `#[kafka_listener]` generates.
+    pub fn from_fn(f: fn(Delivery) -> HandlerFuture) -> Self {
+        ListenerService(Box::new(HandlerFn(f)))
+    }
+}
+
+impl Clone for ListenerService {
+    fn clone(&self) -> Self {
+        ListenerService(self.0.clone_box())
+    }
+}
+
+impl std::fmt::Debug for ListenerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenerService")
+    }
+}
+
+impl Service<Delivery> for ListenerService {
+    type Response = Outcome;
+    type Error = ListenerError;
+    type Future = HandlerFuture;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), ListenerError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, delivery: Delivery) -> HandlerFuture {
+        self.0.call(delivery)
+    }
+}
 
 /// Keeps a record (`true`) or skips it (`false`) before the handler runs.
 pub type RecordFilter = fn(&Record) -> bool;
@@ -351,8 +437,17 @@ impl ListenerDefinition {
             uses_ack: false,
             required_state: Vec::new(),
             retry_topic: None,
-            service: BoxCloneSyncService::new(service),
+            service: ListenerService::new(service),
         }
+    }
+
+    /// A listener whose handler is a function returning a boxed future (what `#[kafka_listener]` generates):
+    /// called directly, without [`new`](Self::new)'s extra box.
+    #[doc(hidden)]
+    pub fn from_fn(id: impl Into<String>, f: fn(Delivery) -> HandlerFuture) -> Self {
+        let mut def = ListenerDefinition::new(id, tower::service_fn(f));
+        def.service = ListenerService::from_fn(f);
+        def
     }
 
     /// The id (the function name when `#[kafka_listener]` sets none).
@@ -501,7 +596,7 @@ impl ListenerDefinition {
         L::Service: Service<Delivery, Response = Outcome, Error = ListenerError> + Clone + Send + Sync + 'static,
         <L::Service as Service<Delivery>>::Future: Send + 'static,
     {
-        self.service = BoxCloneSyncService::new(layer.layer(self.service));
+        self.service = ListenerService::new(layer.layer(self.service));
         self
     }
 

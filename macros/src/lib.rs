@@ -461,7 +461,7 @@ fn expand_listener(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenS
                         #finish
                     })
                 }
-                ::spate::ListenerDefinition::new(#id_value, ::spate::__private::service_fn(__spate_invoke))
+                ::spate::ListenerDefinition::from_fn(#id_value, __spate_invoke)
                     #(#calls)*
             }
         }
@@ -720,7 +720,7 @@ fn expand_dlt_handler(attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
                         #finish
                     })
                 }
-                ::spate::__private::BoxCloneSyncService::new(::spate::__private::service_fn(__spate_invoke))
+                ::spate::listener::ListenerService::from_fn(__spate_invoke)
             }
         }
     })

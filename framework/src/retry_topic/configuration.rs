@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower::util::BoxCloneSyncService;
 use tower::Service;
 
 use crate::listener::{Delivery, ListenerError, ListenerService, Outcome};
@@ -279,7 +278,7 @@ impl RetryTopicConfiguration {
         S: Service<Delivery, Response = Outcome, Error = ListenerError> + Clone + Send + Sync + 'static,
         S::Future: Send + 'static,
     {
-        self.dlt_handler = Some(BoxCloneSyncService::new(service));
+        self.dlt_handler = Some(ListenerService::new(service));
         self
     }
 

@@ -2,8 +2,6 @@
 //! `@DltHandler` methods reading `@Header(KafkaHeaders.ORIGINAL_TOPIC)` & co), and the handler used when a
 //! listener names none: log the record.
 
-use tower::util::BoxCloneSyncService;
-
 use crate::extract::FromRecord;
 use crate::kafka_headers as kh;
 use crate::listener::{Delivery, ListenerContext, ListenerError, ListenerService, Outcome};
@@ -64,7 +62,7 @@ impl FromRecord for DltInfo {
 
 /// The DLT handler of listeners without one: log each record at ERROR with its origin.
 pub(crate) fn logging_dlt_handler() -> ListenerService {
-    BoxCloneSyncService::new(tower::service_fn(|d: Delivery| async move {
+    ListenerService::new(tower::service_fn(|d: Delivery| async move {
         for r in d.records() {
             let info = DltInfo::of(r);
             tracing::error!(
