@@ -127,7 +127,7 @@ pub fn cleanable_range(view: &CleanerView, checkpoint: Option<i64>, now: i64) ->
         } else {
             dirty_bytes += seg.size();
             if first_dirty_timestamp < 0 {
-                first_dirty_timestamp = seg.state().rolling_based_ms;
+                first_dirty_timestamp = seg.state().first_data_ms();
             }
         }
     }

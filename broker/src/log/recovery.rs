@@ -317,7 +317,8 @@ fn load_trusted(
         bytes_since_last_index_entry: log_len - index_pos,
         max_timestamp,
         offset_of_max_timestamp: offset_of_max,
-        rolling_based_ms: first_ts.filter(|t| *t >= 0).unwrap_or(now_ms),
+        rolling_based_ms: first_ts.filter(|t| *t >= 0),
+        created_ms: now_ms,
         flushed_size: log_len,
         txn_index: TransactionIndex::new(),
     })
@@ -348,7 +349,8 @@ pub(crate) fn scan_segment(
         bytes_since_last_index_entry: 0,
         max_timestamp: -1,
         offset_of_max_timestamp: base,
-        rolling_based_ms: now_ms,
+        rolling_based_ms: None,
+        created_ms: now_ms,
         flushed_size: 0,
         txn_index: TransactionIndex::new(),
     };
@@ -389,7 +391,7 @@ pub(crate) fn scan_segment(
             break Some(format!("offsets [{first}, {last}] do not follow {}", expected - 1));
         }
         if state.size == 0 && batch.max_timestamp() >= 0 {
-            state.rolling_based_ms = batch.max_timestamp();
+            state.rolling_based_ms = Some(batch.max_timestamp());
         }
         if batch.max_timestamp() > state.max_timestamp {
             state.max_timestamp = batch.max_timestamp();

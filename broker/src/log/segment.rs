@@ -62,13 +62,43 @@ pub struct SegmentState {
     pub max_timestamp: i64,
     /// Last offset of the batch carrying `max_timestamp`.
     pub offset_of_max_timestamp: i64,
-    /// The first batch's max timestamp (Kafka's `rollingBasedTimestamp`) or the creation time: `segment.ms` is
-    /// measured from it.
-    pub rolling_based_ms: i64,
+    /// The first batch's max timestamp (Kafka's `rollingBasedTimestamp`), `None` while the segment is empty or
+    /// its first batch carries no timestamp. A record timestamp, not a clock reading: `segment.ms` is measured
+    /// from it against the incoming batch's timestamp, never against the wall clock.
+    pub rolling_based_ms: Option<i64>,
+    /// Wall-clock time the segment was created or loaded (Kafka's `created`): `segment.ms` is measured from it
+    /// when there is no `rolling_based_ms`.
+    pub created_ms: i64,
     /// The segment's data reached the disk up to here (fsynced).
     pub flushed_size: u64,
     /// Aborted transactions whose ABORT marker is in this segment (`.txnindex`).
     pub txn_index: TransactionIndex,
+}
+
+impl SegmentState {
+    /// How far `segment.ms` has run for this segment when a batch whose largest timestamp is
+    /// `incoming_max_timestamp` arrives (Kafka's `timeWaitedForRoll`). Record timestamps are compared with record
+    /// timestamps: producers may set any time (event time from last year is common), and comparing it with the
+    /// wall clock would roll a new segment for every append, each holding four open files.
+    pub fn time_waited_for_roll(&self, now_ms: i64, incoming_max_timestamp: i64) -> i64 {
+        match self.rolling_based_ms {
+            Some(first) => incoming_max_timestamp.saturating_sub(first),
+            None => now_ms.saturating_sub(self.created_ms),
+        }
+    }
+
+    /// The first batch's timestamp, else the creation time: when the segment's data started to arrive.
+    pub fn first_data_ms(&self) -> i64 {
+        self.rolling_based_ms.unwrap_or(self.created_ms)
+    }
+}
+
+/// The topic limits and clock a roll decision is made with.
+#[derive(Debug, Clone, Copy)]
+pub struct RollLimits {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub now_ms: i64,
 }
 
 pub struct LogSegment {
@@ -131,7 +161,8 @@ impl LogSegment {
                 bytes_since_last_index_entry: 0,
                 max_timestamp: -1,
                 offset_of_max_timestamp: base_offset,
-                rolling_based_ms: now_ms,
+                rolling_based_ms: None,
+                created_ms: now_ms,
                 flushed_size: 0,
                 txn_index: TransactionIndex::new(),
             },
@@ -205,7 +236,7 @@ impl LogSegment {
         let mut pos = position;
         for b in batches {
             if s.size == 0 && pos == 0 && b.max_timestamp >= 0 {
-                s.rolling_based_ms = b.max_timestamp;
+                s.rolling_based_ms = Some(b.max_timestamp);
             }
             if b.max_timestamp > s.max_timestamp {
                 s.max_timestamp = b.max_timestamp;
@@ -234,21 +265,22 @@ impl LogSegment {
         }
     }
 
-    /// True when appending `incoming` bytes whose last offset is `last_offset` must go to a new segment.
+    /// True when appending `incoming` bytes whose last offset is `last_offset` and largest timestamp
+    /// `incoming_max_timestamp` must go to a new segment (Kafka's `LogSegment.shouldRoll`).
     pub fn should_roll(
         &self,
         incoming: u64,
         last_offset: i64,
-        segment_bytes: u64,
-        segment_ms: i64,
-        now_ms: i64,
+        incoming_max_timestamp: i64,
+        limits: RollLimits,
     ) -> bool {
         let s = self.state.lock();
         if s.size == 0 {
             return false;
         }
-        s.size.saturating_add(incoming) > segment_bytes
-            || (segment_ms >= 0 && now_ms.saturating_sub(s.rolling_based_ms) > segment_ms)
+        s.size.saturating_add(incoming) > limits.segment_bytes
+            || (limits.segment_ms >= 0
+                && s.time_waited_for_roll(limits.now_ms, incoming_max_timestamp) > limits.segment_ms)
             || s.offset_index.is_full()
             || s.time_index.is_full()
             || last_offset.saturating_sub(self.base_offset) > i64::from(u32::MAX)
@@ -455,11 +487,43 @@ mod tests {
     fn rolls_on_size_time_and_offset_overflow() {
         let dir = tempfile::tempdir().unwrap();
         let seg = LogSegment::create(dir.path(), 0, 1 << 20, 0).unwrap();
-        assert!(!seg.should_roll(10_000, 0, 100, 10, 1_000_000), "empty segments never roll");
+        let limits = |segment_bytes, segment_ms, now_ms| RollLimits { segment_bytes, segment_ms, now_ms };
+        assert!(!seg.should_roll(10_000, 0, 5, limits(100, 10, 1_000_000)), "empty segments never roll");
         fill(&seg, 1, 4096);
-        assert!(seg.should_roll(10_000, 1, 100, i64::MAX, 0));
-        assert!(seg.should_roll(1, 1, 1 << 30, 10, 1000 + 11));
-        assert!(!seg.should_roll(1, 1, 1 << 30, 10, 1000 + 5));
-        assert!(seg.should_roll(1, i64::from(u32::MAX) + 1, 1 << 30, i64::MAX, 0));
+        let first = seg.state().rolling_based_ms.unwrap();
+        assert!(seg.should_roll(10_000, 1, first, limits(100, i64::MAX, 0)));
+        assert!(seg.should_roll(1, 1, first + 11, limits(1 << 30, 10, 0)));
+        assert!(!seg.should_roll(1, 1, first + 5, limits(1 << 30, 10, 0)));
+        assert!(seg.should_roll(1, i64::from(u32::MAX) + 1, first, limits(1 << 30, i64::MAX, 0)));
+    }
+
+    #[test]
+    fn segment_ms_compares_record_times_not_the_wall_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = LogSegment::create(dir.path(), 0, 1 << 20, 0).unwrap();
+        fill(&seg, 1, 4096);
+        let first = seg.state().rolling_based_ms.unwrap();
+        let week = 7 * 24 * 3600 * 1000;
+        // Event time from long ago, appended today: the records span nothing, so no roll.
+        let far_future_clock = first + 400 * 24 * 3600 * 1000;
+        assert!(!seg.should_roll(
+            1,
+            1,
+            first,
+            RollLimits { segment_bytes: 1 << 30, segment_ms: week, now_ms: far_future_clock }
+        ));
+        assert!(seg.should_roll(
+            1,
+            1,
+            first + week + 1,
+            RollLimits { segment_bytes: 1 << 30, segment_ms: week, now_ms: 0 }
+        ));
+    }
+
+    #[test]
+    fn segment_ms_counts_from_creation_until_a_batch_has_a_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = LogSegment::create(dir.path(), 0, 1 << 20, 1_000).unwrap();
+        assert_eq!(seg.state().time_waited_for_roll(1_500, -1), 500);
     }
 }

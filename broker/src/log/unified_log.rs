@@ -36,7 +36,7 @@ use super::record::RecordIter;
 use super::record_batch::{BatchIter, CompressionCodec, RecordBatch, BATCH_HEADER_SIZE};
 use super::recovery::load_log;
 use super::retention::{deletable_prefix, SegmentInfo};
-use super::segment::{BatchHeader, LogSegment};
+use super::segment::{BatchHeader, LogSegment, RollLimits};
 use super::transaction_index::AbortedTxn;
 use super::TopicPartition;
 use crate::io::Storage;
@@ -491,7 +491,9 @@ impl UnifiedLog {
         let Some(active) = active else { return Ok(false) };
         if active.is_empty()
             || config.segment_ms < 0
-            || now.saturating_sub(active.state().rolling_based_ms) <= config.segment_ms
+            // No batch arrives here to compare record times with: the segment's wall-clock age decides, so a
+            // quiet partition still closes its segment (and data with old timestamps does not roll every pass).
+            || now.saturating_sub(active.state().created_ms) <= config.segment_ms
         {
             return Ok(false);
         }
@@ -706,13 +708,11 @@ impl LogInner {
         };
 
         let mut active = self.active_segment()?;
-        if active.should_roll(
-            validated.bytes.len() as u64,
-            validated.last_offset,
-            config.segment_bytes,
-            config.segment_ms,
-            now,
-        ) {
+        // Kafka's `maxTimestampInMessages`: the incoming data's own time, which segment.ms compares with the
+        // segment's first batch.
+        let incoming_max_timestamp = validated.batches.iter().map(|b| b.max_timestamp).max().unwrap_or(-1);
+        let limits = RollLimits { segment_bytes: config.segment_bytes, segment_ms: config.segment_ms, now_ms: now };
+        if active.should_roll(validated.bytes.len() as u64, validated.last_offset, incoming_max_timestamp, limits) {
             self.roll(next_offset, &config).await?;
             active = self.active_segment()?;
         }
