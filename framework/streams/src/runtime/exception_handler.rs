@@ -17,7 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::internal_topics::client_config;
+use super::internal_topics::{client_config, consumer_config};
 use super::kafka_streams::Shared;
 use crate::{StreamsConfig, StreamsError};
 
@@ -118,7 +118,7 @@ pub(crate) fn shutdown_watch_start(config: &StreamsConfig) -> Result<i64, Stream
 
 fn watch_consumer(config: &StreamsConfig) -> Result<BaseConsumer, StreamsError> {
     let topic = shutdown_topic(&config.application_id);
-    let mut cc = client_config(config);
+    let mut cc = consumer_config(config);
     // Assign-only: the group id is never joined, it only satisfies librdkafka's consumer.
     cc.set("group.id", format!("{}-shutdown-watch", config.application_id))
         .set("enable.auto.commit", "false")

@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::internal_topics::client_config;
+use super::internal_topics::consumer_config;
 use super::kafka_streams::Shared;
 use crate::state::StoreHandle;
 use crate::{
@@ -42,7 +42,7 @@ impl GlobalTask {
     pub(crate) fn bootstrap(topology: &Topology, config: &StreamsConfig) -> Result<GlobalTask, StreamsError> {
         let nodes = topology.global_nodes();
         let mut task = StreamTask::new(topology, GLOBAL_TASK, config, Some(&nodes))?;
-        let mut cc = client_config(config);
+        let mut cc = consumer_config(config);
         cc.set("group.id", format!("{}-global", config.application_id))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")

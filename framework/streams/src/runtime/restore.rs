@@ -11,7 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::checkpoint::Checkpoint;
-use super::internal_topics::{client_config, ChangelogSpec};
+use super::internal_topics::{consumer_config, ChangelogSpec};
 use super::kafka_streams::Shared;
 use crate::{ProcessingGuarantee, StoreBuilder, StreamTask, StreamsConfig, StreamsError};
 
@@ -61,7 +61,7 @@ pub(crate) fn restore_task(
     if changelogs.is_empty() {
         return Ok(restored);
     }
-    let mut cc = client_config(config);
+    let mut cc = consumer_config(config);
     cc.set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("group.id", format!("{}-restore", config.application_id))

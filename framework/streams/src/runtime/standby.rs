@@ -21,7 +21,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::checkpoint::{read_checkpoint, Checkpoint, CHECKPOINT_FILE};
-use super::internal_topics::{client_config, TopicPlan};
+use super::internal_topics::{consumer_config, TopicPlan};
 use super::kafka_streams::Shared;
 use super::restore::wipe_unrecoverable;
 use crate::{ProcessingGuarantee, StreamTask, StreamsConfig, StreamsError, TaskId, Topology};
@@ -184,7 +184,7 @@ pub(crate) fn run(
     state: Arc<StandbyState>,
     shared: Arc<Shared>,
 ) -> Result<(), StreamsError> {
-    let mut cc = client_config(&config);
+    let mut cc = consumer_config(&config);
     cc.set("group.id", format!("{}-standby", config.application_id)).set("enable.auto.commit", "false").set(
         "isolation.level",
         match config.processing_guarantee {

@@ -17,7 +17,7 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use super::checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
 use super::collector::{DeliveryContext, ProducerCollector, StreamsProducer};
-use super::internal_topics::{client_config, TopicPlan};
+use super::internal_topics::{client_config, consumer_config, TopicPlan};
 use super::kafka_streams::{Shared, ThreadPhase};
 use super::restore::{restore_task, wipe_unrecoverable};
 use super::standby::stream_thread_client_id;
@@ -512,7 +512,7 @@ pub(crate) fn run(
         failure: None,
         paused: BTreeSet::new(),
     }));
-    let mut cc = client_config(&config);
+    let mut cc = consumer_config(&config);
     cc.set("group.id", &config.application_id)
         .set("client.id", stream_thread_client_id(&config.application_id, &shared.process_id, index))
         .set("enable.auto.commit", "false")
