@@ -105,6 +105,10 @@ async fn bare_run(broker: &EmbeddedBroker, topic: &str, concurrency: usize, targ
                     }
                 }
             }
+            drop(stream);
+            // Dropping a group consumer closes it, which waits for the broker; the broker runs on this runtime, so
+            // the close must not hold a worker thread (with every worker closing a consumer, nothing answers).
+            let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         }));
     }
     let rate = counter.wait().await;
