@@ -261,7 +261,7 @@ async fn read_replies(
                 m = stream.next() => m,
             };
             let record = match msg {
-                Some(Ok(m)) => Record::from_message(&m, Arc::from(rdkafka::Message::topic(&m))),
+                Some(Ok(m)) => Record::from_message(&m),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "reply consumer poll error");
                     continue;

@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tempfile::TempDir;
 
@@ -205,7 +204,7 @@ impl EmbeddedBroker {
                 }
                 if let Some(m) = consumer.poll(Duration::from_millis(100)) {
                     let m = m?;
-                    out.push(Record::from_message(&m, std::sync::Arc::from(m.topic())));
+                    out.push(Record::from_message(&m));
                 }
             }
             Ok(out)

@@ -525,3 +525,61 @@ async fn listener_layers_wrap_the_handler() {
     spate::test::wait_until(WAIT, "one call", || calls.load(Ordering::SeqCst) == 1).await.unwrap();
     app.shutdown().await;
 }
+
+#[kafka_listener(topics = "odd-headers", id = "odd-headers")]
+async fn on_odd_headers(body: String, headers: Headers, State(seen): State<Seen<String>>) {
+    // The embedded broker's template adds a traceparent.
+    let names: Vec<&str> = headers.iter().map(|(name, _)| name).filter(|n| *n != "traceparent").collect();
+    seen.push(format!("{body}:{}", names.join(",")));
+}
+
+/// Produces one record whose only header name is `name` (a C string), through librdkafka directly: rdkafka's API
+/// only takes header names as `&str`.
+fn produce_with_raw_header_name(bootstrap: &str, topic: &str, name: &std::ffi::CStr, value: &str) {
+    use rdkafka::bindings as rd;
+    use rdkafka::producer::{BaseProducer, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let topic = std::ffi::CString::new(topic).unwrap();
+    let arg = |vtype, u| rd::rd_kafka_vu_t { vtype, u };
+    let vus = [
+        arg(rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TOPIC, rd::rd_kafka_vu_s__bindgen_ty_1 { cstr: topic.as_ptr() }),
+        arg(
+            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE,
+            rd::rd_kafka_vu_s__bindgen_ty_1 {
+                mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 { ptr: value.as_ptr() as *mut _, size: value.len() },
+            },
+        ),
+        arg(
+            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
+            rd::rd_kafka_vu_s__bindgen_ty_1 {
+                header: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
+                    name: name.as_ptr(),
+                    val: b"v".as_ptr().cast(),
+                    size: 1,
+                },
+            },
+        ),
+    ];
+    // SAFETY: every pointer outlives the call (librdkafka copies the value and headers).
+    let error = unsafe { rd::rd_kafka_produceva(producer.client().native_ptr(), vus.as_ptr(), vus.len()) };
+    assert!(error.is_null(), "produce refused");
+    producer.flush(WAIT).unwrap();
+}
+
+/// Kafka's header names are text, but nothing stops a client from sending other bytes: the record is delivered
+/// with them replaced (rdkafka's own header iterator panics on them), and the records after it still flow.
+#[tokio::test]
+async fn a_header_name_that_is_not_utf8_is_delivered_replaced_and_the_consumer_goes_on() {
+    let broker = EmbeddedBroker::builder().topic("odd-headers", 1).start().await.unwrap();
+    let seen = Seen::<String>::default();
+    let app = broker.app().state(seen.clone()).listener(on_odd_headers::definition()).start().await.unwrap();
+    let bootstrap = broker.bootstrap_servers().to_string();
+    tokio::task::spawn_blocking(move || produce_with_raw_header_name(&bootstrap, "odd-headers", c"\xffk", "first"))
+        .await
+        .unwrap();
+    let mut h = Headers::new();
+    h.insert("ok", "v");
+    broker.produce_to("odd-headers", 0, None, "second", h).await.unwrap();
+    assert_eq!(seen.wait_for(2, WAIT).await, vec!["first:\u{FFFD}k", "second:ok"]);
+    app.shutdown().await;
+}

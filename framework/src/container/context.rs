@@ -47,6 +47,8 @@ pub(crate) struct ConsumerState {
     /// Bumped on every assignment change, so the task knows to drop fetched records of revoked partitions.
     pub generation: AtomicU64,
     pub paused_now: Mutex<BTreeSet<TopicPartition>>,
+    /// Where assigned partitions' messages go (the worker's batch queue).
+    pub forward: Arc<super::batch_queue::ForwardTarget>,
 }
 
 impl ConsumerState {
@@ -58,6 +60,7 @@ impl ConsumerState {
             assigned: Mutex::new(BTreeSet::new()),
             generation: AtomicU64::new(0),
             paused_now: Mutex::new(BTreeSet::new()),
+            forward: Arc::default(),
         }
     }
 
@@ -116,6 +119,8 @@ impl ContainerContext {
                 }
             }
         }
+        // Before assigning, so no message of these partitions reaches the consumer queue.
+        self.state.forward.forward(base.client().native_ptr(), &parts);
         let result = match base.rebalance_protocol() {
             RebalanceProtocol::Cooperative => base.incremental_assign(tpl),
             _ => base.assign(tpl),

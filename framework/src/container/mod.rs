@@ -5,6 +5,7 @@
 //! Files: `worker.rs` is one consumer's poll–handle–commit loop, `context.rs` the librdkafka callbacks
 //! (rebalance, commit, logs), `offsets.rs` which offsets may be committed, `registry.rs` the run-time registry.
 
+mod batch_queue;
 mod context;
 mod offsets;
 mod registry;
@@ -472,14 +473,15 @@ impl ListenerContainer {
         for index in 0..spec.concurrency {
             let state = Arc::new(ConsumerState::new(index, self.inner.shared.clone()));
             let consumer = self.create_consumer(index, state.clone())?;
-            consumers.push((index, state, consumer));
+            let queue = batch_queue::BatchQueue::new(consumer.clone(), state.forward.clone());
+            consumers.push((index, state, consumer, queue));
         }
         // Subscribe only once every consumer exists, so a configuration error leaves nothing half-started.
-        for (index, state, consumer) in consumers {
+        for (index, state, consumer, queue) in consumers {
             self.subscribe(index, &consumer)?;
             refs.push(consumer.clone());
             let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-            let w = worker::Worker::new(spec.clone(), index, consumer, state.clone(), stop_rx.clone(), cmd_rx)
+            let w = worker::Worker::new(spec.clone(), index, consumer, queue, state.clone(), stop_rx.clone(), cmd_rx)
                 .stopping_container_with(stop_tx.clone());
             let join = tokio::spawn(w.run());
             workers.push((cmd_tx, join));
@@ -547,8 +549,9 @@ impl ListenerContainer {
                     tpl.add_partition_offset(&tp.topic, tp.partition, offset)
                         .map_err(|error| ContainerError::Kafka { operation: "assign", error })?;
                 }
-                consumer.assign(&tpl).map_err(|error| ContainerError::Kafka { operation: "assign", error })?;
                 let owned: Vec<TopicPartition> = mine.iter().map(|(tp, _)| tp.clone()).collect();
+                consumer.context().state.forward.forward(consumer.client().native_ptr(), &owned);
+                consumer.assign(&tpl).map_err(|error| ContainerError::Kafka { operation: "assign", error })?;
                 consumer.context().state.manually_assigned(&owned);
                 Ok(())
             }

@@ -17,13 +17,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tower::{Service, ServiceExt};
 
+use super::batch_queue::BatchQueue;
 use super::context::tpl_of;
 use super::offsets::CommitPosition;
 use super::{Ack, AckMode, Command, ConsumerState, ContainerContext, ContainerEvent, ContainerSpec, OffsetTracker};
 use super::{Ordering, SeekPosition};
 use crate::error_handler::ErrorDecision;
 use crate::listener::{Delivery, ListenerContext, ListenerError, ListenerService, ListenerShared, Outcome};
-use crate::record::{Record, TopicPartition};
+use crate::record::{RawMessage, Record, TopicCache, TopicPartition};
 use crate::template::OutgoingRecord;
 use crate::transaction::ListenerTransactions;
 
@@ -463,14 +464,18 @@ impl Lanes {
     }
 }
 
-/// Holds a consumer so that, if the task is dropped without finishing (runtime shut down, task aborted), the
-/// consumer is closed on its own thread instead of blocking a runtime thread.
-struct CloseGuard(Option<Arc<Consumer_>>);
+/// Holds a consumer and its batch queue so that, if the task is dropped without finishing (runtime shut down, task
+/// aborted), the consumer is closed on its own thread instead of blocking a runtime thread, after the queue is
+/// destroyed.
+struct CloseGuard {
+    consumer: Option<Arc<Consumer_>>,
+    queue: Option<BatchQueue>,
+}
 
 impl std::ops::Deref for CloseGuard {
     type Target = Consumer_;
     fn deref(&self) -> &Consumer_ {
-        match &self.0 {
+        match &self.consumer {
             Some(c) => c,
             // Taken only at the very end of `Worker::run`, after the last use.
             None => unreachable!("consumer used after close"),
@@ -480,8 +485,12 @@ impl std::ops::Deref for CloseGuard {
 
 impl Drop for CloseGuard {
     fn drop(&mut self) {
-        if let Some(c) = self.0.take() {
-            let _ = std::thread::Builder::new().name("spate-consumer-close".into()).spawn(move || drop(c));
+        let queue = self.queue.take();
+        if let Some(c) = self.consumer.take() {
+            let _ = std::thread::Builder::new().name("spate-consumer-close".into()).spawn(move || {
+                drop(queue);
+                drop(c)
+            });
         }
     }
 }
@@ -517,11 +526,13 @@ impl Worker {
         spec: ContainerSpec,
         index: usize,
         consumer: Arc<Consumer_>,
+        queue: Option<BatchQueue>,
         state: Arc<ConsumerState>,
         stop: watch::Receiver<Option<Instant>>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Self {
-        Worker { spec, index, consumer: CloseGuard(Some(consumer)), state, stop, commands, stop_container: None }
+        let consumer = CloseGuard { consumer: Some(consumer), queue };
+        Worker { spec, index, consumer, state, stop, commands, stop_container: None }
     }
 
     /// Lets this consumer stop the whole container.
@@ -665,7 +676,7 @@ impl Worker {
             SeekPosition::End => Offset::End,
             SeekPosition::Offset(o) => Offset::Offset(o),
             SeekPosition::Timestamp(ts) => {
-                let consumer = self.consumer.0.clone();
+                let consumer = self.consumer.consumer.clone();
                 let tp2 = tp.clone();
                 // offsets_for_times blocks on a broker round trip.
                 let found = tokio::task::spawn_blocking(move || {
@@ -719,7 +730,7 @@ impl Worker {
                 producer: spec.producer.clone(),
             }),
             tracker: self.state.tracker.clone(),
-            consumer: self.consumer.0.as_ref().map(Arc::downgrade).unwrap_or_default(),
+            consumer: self.consumer.consumer.as_ref().map(Arc::downgrade).unwrap_or_default(),
             stop: handler_stop,
             stopped_at_start,
             observe: crate::observability::ListenerObserver::new(spec.listener_id.clone(), spec.group_id.clone()),
@@ -730,12 +741,12 @@ impl Worker {
         let mut svc = spec.service.clone();
         let lag = self
             .consumer
-            .0
+            .consumer
             .as_ref()
             .map(|c| crate::observability::LagSampler::start(spec.listener_id.clone(), Arc::downgrade(c)));
         let mut stream = self.consumer.stream();
         let mut buffer: Vec<Record> = Vec::with_capacity(spec.max_poll_records);
-        let mut topic_cache: Option<Arc<str>> = None;
+        let mut topic_cache = TopicCache::default();
         let mut generation = self.state.generation.load(AtomicOrdering::Acquire);
         let mut last_commit = Instant::now();
         let mut since_commit = 0usize;
@@ -766,6 +777,12 @@ impl Worker {
                 }
                 wake = wake.min(holds.next_due().unwrap_or(wake));
             }
+            let batch_ready = async {
+                match &self.consumer.queue {
+                    Some(q) => q.ready().await,
+                    None => std::future::pending().await,
+                }
+            };
             let lanes_done = async {
                 match &lanes {
                     Some(l) => l.done.notified().await,
@@ -807,7 +824,18 @@ impl Worker {
                             _ => break,
                         }
                     }
+                    let polled: Vec<RawMessage<'_>> = polled.iter().map(RawMessage::of).collect();
                     crate::record::copy_messages(&polled, &mut topic_cache, &mut buffer);
+                }
+                // Assigned partitions' records arrive here, a batch per call (the consumer queue above brings
+                // rebalances, errors, and records of partitions that could not be forwarded).
+                _ = batch_ready => {
+                    if let Some(q) = &self.consumer.queue {
+                        q.take(spec.max_poll_records, &mut buffer);
+                    }
+                    if buffer.is_empty() {
+                        continue;
+                    }
                 }
                 _ = lanes_done => {
                     self.commit_by_mode(&mut last_commit, &mut since_commit, true);
@@ -908,7 +936,9 @@ impl Worker {
         let index = self.index;
         let state = self.state.clone();
         let timeout = spec.shutdown_timeout + Duration::from_secs(10);
-        let Some(consumer) = self.consumer.0.take() else {
+        // The queue goes first: the consumer must outlive it, and closing revokes (unforwards) the partitions.
+        drop(self.consumer.queue.take());
+        let Some(consumer) = self.consumer.consumer.take() else {
             return;
         };
         drop(self);

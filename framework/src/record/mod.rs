@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rdkafka::message::{BorrowedMessage, Headers as _, Message};
+use rdkafka::message::{BorrowedMessage, Message};
+
+mod copy;
+pub(crate) use copy::{copy_messages, RawMessage, TopicCache};
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -246,9 +249,9 @@ impl Record {
     }
 
     /// Copies a message out of librdkafka's buffer.
-    pub(crate) fn from_message(msg: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
+    pub(crate) fn from_message(msg: &BorrowedMessage<'_>) -> Self {
         let mut out = Vec::with_capacity(1);
-        copy_messages(std::slice::from_ref(msg), &mut Some(topic), &mut out);
+        copy_messages(&[RawMessage::of(msg)], &mut copy::TopicCache::default(), &mut out);
         // One message in, one record out.
         out.pop().unwrap_or_else(|| Record::new(msg.topic(), msg.partition(), msg.offset()))
     }
@@ -300,97 +303,6 @@ impl Record {
     /// `topic-partition` of this record.
     pub fn topic_partition(&self) -> TopicPartition {
         TopicPartition::new(self.topic.as_ref(), self.partition)
-    }
-}
-
-/// The most bytes of consumed records that share one buffer: keeping one record's bytes alive keeps at most this
-/// much memory alive with them (a record larger than this gets a buffer of its own).
-const SHARED_BUFFER: usize = 64 * 1024;
-
-fn message_bytes(m: &BorrowedMessage<'_>) -> usize {
-    let headers = m.headers().map_or(0, |h| h.iter().map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len)).sum());
-    m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len) + headers
-}
-
-/// Copies the messages of one poll out of librdkafka's buffers into records, appended to `out`. Keys, values and
-/// headers of consecutive messages are copied into shared buffers of up to [`SHARED_BUFFER`] bytes, so a poll
-/// costs a few allocations instead of several per record. `cache` is the topic name of the previous message, so
-/// records of a topic share one `Arc<str>`.
-pub(crate) fn copy_messages(msgs: &[BorrowedMessage<'_>], cache: &mut Option<Arc<str>>, out: &mut Vec<Record>) {
-    out.reserve(msgs.len());
-    let mut start = 0;
-    while start < msgs.len() {
-        let (mut end, mut size) = (start, 0);
-        while end < msgs.len() {
-            let n = message_bytes(&msgs[end]);
-            if end > start && size + n > SHARED_BUFFER {
-                break;
-            }
-            size += n;
-            end += 1;
-        }
-        let mut buf = bytes::BytesMut::with_capacity(size);
-        for m in &msgs[start..end] {
-            buf.extend_from_slice(m.key().unwrap_or_default());
-            buf.extend_from_slice(m.payload().unwrap_or_default());
-            if let Some(h) = m.headers() {
-                for h in h.iter() {
-                    buf.extend_from_slice(h.key.as_bytes());
-                    buf.extend_from_slice(h.value.unwrap_or_default());
-                }
-            }
-        }
-        let buf = buf.freeze();
-        let mut at = 0;
-        let mut take = |len: usize| {
-            let b = buf.slice(at..at + len);
-            at += len;
-            b
-        };
-        let first = out.len();
-        let mut headers: Vec<Header> = Vec::new();
-        let mut views: Vec<(usize, usize)> = Vec::with_capacity(end - start);
-        for m in &msgs[start..end] {
-            let topic = match cache {
-                Some(t) if t.as_ref() == m.topic() => t.clone(),
-                _ => {
-                    let t: Arc<str> = Arc::from(m.topic());
-                    *cache = Some(t.clone());
-                    t
-                }
-            };
-            let (timestamp, timestamp_type) = match m.timestamp() {
-                rdkafka::Timestamp::NotAvailable => (None, TimestampType::CreateTime),
-                rdkafka::Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
-                rdkafka::Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
-            };
-            let key = m.key().map(|k| take(k.len()));
-            let value = m.payload().map(|v| take(v.len()));
-            let from = headers.len();
-            if let Some(h) = m.headers() {
-                headers.extend(h.iter().map(|h| (HeaderName(take(h.key.len())), h.value.map(|v| take(v.len())))));
-            }
-            views.push((from, headers.len()));
-            out.push(Record {
-                topic,
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp,
-                timestamp_type,
-                key,
-                value,
-                headers: Headers::new(),
-            });
-        }
-        if !headers.is_empty() {
-            let list = Arc::new(headers);
-            for (r, (from, to)) in out[first..].iter_mut().zip(views) {
-                if from < to {
-                    r.headers = Headers { list: Some(list.clone()), start: from, end: to };
-                }
-            }
-        }
-        start = end;
     }
 }
 

@@ -1,0 +1,228 @@
+//! Copying consumed messages out of librdkafka's buffers into [`Record`]s.
+//!
+//! Messages are read in place through [`RawMessage`], a view of librdkafka's `rd_kafka_message_t`, because the
+//! container takes them from two places: rdkafka's `BorrowedMessage` (one per consumer poll) and its own batch
+//! queue (many per call, as raw pointers; see `container/batch_queue.rs`).
+
+use std::borrow::Cow;
+use std::ffi::CStr;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use rdkafka::bindings as rd;
+use rdkafka::message::BorrowedMessage;
+
+use super::{Header, HeaderName, Headers, Record, TimestampType};
+
+/// The most bytes of consumed records that share one buffer: keeping one record's bytes alive keeps at most this
+/// much memory alive with them (a record larger than this gets a buffer of its own).
+const SHARED_BUFFER: usize = 64 * 1024;
+
+/// A message as librdkafka delivered it, borrowed for as long as librdkafka keeps it.
+#[derive(Clone, Copy)]
+pub(crate) struct RawMessage<'a>(&'a rd::rd_kafka_message_t);
+
+impl<'a> RawMessage<'a> {
+    /// The message behind rdkafka's borrowed message.
+    pub(crate) fn of(m: &'a BorrowedMessage<'_>) -> Self {
+        // SAFETY: a `BorrowedMessage` holds a valid message until it is dropped, which `'a` outlives not.
+        RawMessage(unsafe { &*m.ptr() })
+    }
+
+    /// # Safety
+    /// `ptr` is null or a message returned by librdkafka that is not destroyed while `'a` lasts.
+    pub(crate) unsafe fn from_ptr(ptr: *const rd::rd_kafka_message_t) -> Option<Self> {
+        // SAFETY: the caller's promise.
+        unsafe { ptr.as_ref() }.map(RawMessage)
+    }
+
+    /// librdkafka's error for a message that reports a consumer error instead of a record.
+    pub(crate) fn error(self) -> rd::rd_kafka_resp_err_t {
+        self.0.err
+    }
+
+    /// The topic, with any bytes that are not UTF-8 replaced.
+    pub(crate) fn topic(self) -> Cow<'a, str> {
+        if self.0.rkt.is_null() {
+            return Cow::Borrowed("");
+        }
+        // SAFETY: a message holds a reference to its topic handle, whose name is NUL-terminated.
+        unsafe { CStr::from_ptr(rd::rd_kafka_topic_name(self.0.rkt)) }.to_string_lossy()
+    }
+
+    pub(crate) fn partition(self) -> i32 {
+        self.0.partition
+    }
+
+    pub(crate) fn offset(self) -> i64 {
+        self.0.offset
+    }
+
+    fn bytes(ptr: *const std::ffi::c_void, len: usize) -> Option<&'a [u8]> {
+        // SAFETY: librdkafka's key and payload pointers address `len` bytes owned by the message.
+        (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
+    }
+
+    pub(crate) fn key(self) -> Option<&'a [u8]> {
+        Self::bytes(self.0.key, self.0.key_len)
+    }
+
+    pub(crate) fn payload(self) -> Option<&'a [u8]> {
+        Self::bytes(self.0.payload, self.0.len)
+    }
+
+    fn timestamp(self) -> (Option<i64>, TimestampType) {
+        use rd::rd_kafka_timestamp_type_t as Kind;
+        let mut kind = Kind::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+        // SAFETY: a valid message; `kind` is written before return.
+        let millis = unsafe { rd::rd_kafka_message_timestamp(self.0, &mut kind) };
+        match kind {
+            Kind::RD_KAFKA_TIMESTAMP_CREATE_TIME => (Some(millis), TimestampType::CreateTime),
+            Kind::RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME => (Some(millis), TimestampType::LogAppendTime),
+            _ => (None, TimestampType::CreateTime),
+        }
+    }
+
+    /// The headers, as (name, value) pairs in order. librdkafka parses them on every call for a message without
+    /// headers (an allocation and a free each time), so a copy asks once per message.
+    fn headers(self) -> RawHeaders<'a> {
+        let mut list = std::ptr::null_mut();
+        // SAFETY: a valid message; the parsed list belongs to the message.
+        let err = unsafe { rd::rd_kafka_message_headers(self.0, &mut list) };
+        let list = if err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR { list } else { std::ptr::null_mut() };
+        RawHeaders { list, index: 0, _message: PhantomData }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct RawHeaders<'a> {
+    list: *const rd::rd_kafka_headers_t,
+    index: usize,
+    _message: PhantomData<&'a ()>,
+}
+
+impl<'a> Iterator for RawHeaders<'a> {
+    type Item = (Cow<'a, [u8]>, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.list.is_null() {
+            return None;
+        }
+        let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0usize);
+        // SAFETY: a valid header list; out of range answers an error and writes nothing.
+        let err = unsafe { rd::rd_kafka_header_get_all(self.list, self.index, &mut name, &mut value, &mut size) };
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            return None;
+        }
+        self.index += 1;
+        // SAFETY: librdkafka keeps header names NUL-terminated.
+        let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+        // Header names are text in Kafka; a client that sent other bytes gets them replaced rather than a
+        // crashed consumer (rdkafka's own header iterator panics on them).
+        let name = match std::str::from_utf8(name) {
+            Ok(_) => Cow::Borrowed(name),
+            Err(_) => Cow::Owned(String::from_utf8_lossy(name).into_owned().into_bytes()),
+        };
+        Some((name, RawMessage::bytes(value, size)))
+    }
+}
+
+/// The topic name of the previous message, so records of a topic share one `Arc<str>`. Within one poll a topic is
+/// recognised by its librdkafka handle; across polls by its name (a handle may be freed and its address reused).
+#[derive(Default)]
+pub(crate) struct TopicCache {
+    handle: usize,
+    name: Option<Arc<str>>,
+}
+
+impl TopicCache {
+    fn get(&mut self, m: RawMessage<'_>) -> Arc<str> {
+        let handle = m.0.rkt as usize;
+        if let Some(name) = &self.name {
+            if handle != 0 && handle == self.handle {
+                return name.clone();
+            }
+            if name.as_ref() == m.topic() {
+                self.handle = handle;
+                return name.clone();
+            }
+        }
+        let name: Arc<str> = Arc::from(m.topic().as_ref());
+        self.handle = handle;
+        self.name = Some(name.clone());
+        name
+    }
+}
+
+fn message_bytes(m: RawMessage<'_>, headers: RawHeaders<'_>) -> usize {
+    let headers: usize = headers.map(|(n, v)| n.len() + v.map_or(0, <[u8]>::len)).sum();
+    m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len) + headers
+}
+
+/// Copies the messages of one poll out of librdkafka's buffers into records, appended to `out`. Keys, values and
+/// headers of consecutive messages are copied into shared buffers of up to [`SHARED_BUFFER`] bytes, so a poll
+/// costs a few allocations instead of several per record.
+pub(crate) fn copy_messages(msgs: &[RawMessage<'_>], cache: &mut TopicCache, out: &mut Vec<Record>) {
+    // Handles are only trusted within one poll.
+    cache.handle = 0;
+    out.reserve(msgs.len());
+    let headers: Vec<RawHeaders<'_>> = msgs.iter().map(|m| m.headers()).collect();
+    let mut start = 0;
+    while start < msgs.len() {
+        let (mut end, mut size) = (start, 0);
+        while end < msgs.len() {
+            let n = message_bytes(msgs[end], headers[end]);
+            if end > start && size + n > SHARED_BUFFER {
+                break;
+            }
+            size += n;
+            end += 1;
+        }
+        let mut buf = bytes::BytesMut::with_capacity(size);
+        for (&m, &h) in msgs[start..end].iter().zip(&headers[start..end]) {
+            buf.extend_from_slice(m.key().unwrap_or_default());
+            buf.extend_from_slice(m.payload().unwrap_or_default());
+            for (name, value) in h {
+                buf.extend_from_slice(&name);
+                buf.extend_from_slice(value.unwrap_or_default());
+            }
+        }
+        let buf = buf.freeze();
+        let mut at = 0;
+        let mut take = |len: usize| {
+            let b = buf.slice(at..at + len);
+            at += len;
+            b
+        };
+        let first = out.len();
+        let mut list: Vec<Header> = Vec::new();
+        let mut views: Vec<(usize, usize)> = Vec::with_capacity(end - start);
+        for (&m, &h) in msgs[start..end].iter().zip(&headers[start..end]) {
+            let (timestamp, timestamp_type) = m.timestamp();
+            let key = m.key().map(|k| take(k.len()));
+            let value = m.payload().map(|v| take(v.len()));
+            let from = list.len();
+            list.extend(h.map(|(n, v)| (HeaderName(take(n.len())), v.map(|v| take(v.len())))));
+            views.push((from, list.len()));
+            out.push(Record {
+                topic: cache.get(m),
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp,
+                timestamp_type,
+                key,
+                value,
+                headers: Headers::new(),
+            });
+        }
+        if !list.is_empty() {
+            let list = Arc::new(list);
+            for (r, (from, to)) in out[first..].iter_mut().zip(views) {
+                if from < to {
+                    r.headers = Headers { list: Some(list.clone()), start: from, end: to };
+                }
+            }
+        }
+        start = end;
+    }
+}
