@@ -37,9 +37,10 @@ pub use spans::{BATCH_SPAN, RECORD_SPAN};
 pub use trace_context::{current_trace, SpanId, TraceContext, TraceId, TraceParentError, FLAG_SAMPLED};
 
 pub(crate) use self::metrics::template_delivered;
+pub(crate) use self::metrics::Invocation;
 pub(crate) use lag::LagSampler;
 pub use lag::LAG_SAMPLE_INTERVAL;
-pub(crate) use spans::ListenerObserver;
+pub(crate) use spans::{HandlingScope, ListenerObserver};
 pub(crate) use trace_context::inject_for_send;
 
 /// The trace context a record carries in its `traceparent` header (`None` when absent or invalid). A batch

@@ -34,6 +34,13 @@ pub(crate) struct HandlingScope {
 }
 
 impl HandlingScope {
+    /// Runs `f` inside the span with the context current: the synchronous twin of [`run`](Self::run), for a
+    /// handler polled once outside any future of the container's.
+    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.span.enter();
+        self.context.clone().sync_scope(f)
+    }
+
     /// Runs `fut` inside the span with the context current.
     pub(crate) fn run<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
         use futures::FutureExt;
@@ -129,7 +136,7 @@ impl ListenerObserver {
     }
 
     /// The invocation ended with `result` (`None`: abandoned at shutdown, not counted).
-    pub(crate) fn invoked(&self, invocation: Invocation, result: &Option<Result<Outcome, ListenerError>>) {
+    pub(crate) fn invoked(&self, invocation: Invocation, result: Option<&Result<Outcome, ListenerError>>) {
         match result {
             None => {}
             Some(Ok(_)) => self.metrics.finish(invocation, Ok(())),

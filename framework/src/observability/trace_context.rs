@@ -296,6 +296,11 @@ impl TraceContext {
     pub fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
         CURRENT.scope(self, fut)
     }
+
+    /// Runs `f` with this context current (for code that polls a handler outside a future).
+    pub(crate) fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self, f)
+    }
 }
 
 tokio::task_local! {
