@@ -23,32 +23,40 @@ use spate::{kafka_listener, Bytes, KafkaTemplate, State};
 const TOPICS: [(&str, &str); 2] = [("bench", "no headers"), ("bench-traced", "traceparent header")];
 const PARTITIONS: i32 = 4;
 
-/// Counts records; remembers when the first and the target-th arrived.
+/// Counts records; remembers when the first and the target-th arrived. One `Arc`, as application state usually is:
+/// `State<T>` clones it for every record.
 #[derive(Clone)]
-struct Counter {
-    n: Arc<AtomicU64>,
-    first: Arc<OnceLock<Instant>>,
-    done: Arc<OnceLock<Instant>>,
+struct Counter(Arc<Counts>);
+
+struct Counts {
+    n: AtomicU64,
+    first: OnceLock<Instant>,
+    done: OnceLock<Instant>,
     target: u64,
 }
 
 impl Counter {
     fn new(target: u64) -> Self {
-        Counter { n: Arc::new(AtomicU64::new(0)), first: Arc::default(), done: Arc::default(), target }
+        Counter(Arc::new(Counts { n: AtomicU64::new(0), first: OnceLock::new(), done: OnceLock::new(), target }))
     }
     fn record(&self, bytes: usize) {
         std::hint::black_box(bytes);
-        let _ = self.first.get_or_init(Instant::now);
-        if self.n.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
-            let _ = self.done.set(Instant::now());
+        let c = &self.0;
+        let _ = c.first.get_or_init(Instant::now);
+        if c.n.fetch_add(1, Ordering::Relaxed) + 1 == c.target {
+            let _ = c.done.set(Instant::now());
         }
     }
+    fn is_done(&self) -> bool {
+        self.0.done.get().is_some()
+    }
     async fn wait(&self) -> f64 {
-        while self.done.get().is_none() {
+        while !self.is_done() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let (Some(a), Some(b)) = (self.first.get(), self.done.get()) else { return 0.0 };
-        self.target as f64 / (*b - *a).as_secs_f64()
+        let c = &self.0;
+        let (Some(a), Some(b)) = (c.first.get(), c.done.get()) else { return 0.0 };
+        c.target as f64 / (*b - *a).as_secs_f64()
     }
 }
 
@@ -94,7 +102,7 @@ async fn bare_run(broker: &EmbeddedBroker, topic: &str, concurrency: usize, targ
         tasks.push(tokio::spawn(async move {
             let mut stream = consumer.stream();
             let mut since_commit = 0;
-            while c.done.get().is_none() {
+            while !c.is_done() {
                 if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(100), stream.next()).await {
                     c.record(m.payload().map(|p| p.len()).unwrap_or(0));
                     since_commit += 1;
