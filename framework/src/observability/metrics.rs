@@ -5,8 +5,12 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics::{
+    Counter, Gauge, Histogram as MetricsHistogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+use super::histogram::{Family, Histogram};
 use parking_lot::RwLock;
 
 use crate::listener::ListenerError;
@@ -29,6 +33,29 @@ pub const TRACE_CONTEXT_INVALID: &str = "spate_kafka_trace_context_invalid_total
 
 /// Histogram buckets (seconds) of the two timers.
 const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+/// [`BUCKETS`] in nanoseconds.
+const BUCKETS_NANOS: &[u64] = &[
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    30_000_000_000,
+];
+
+/// The two per-record timers live outside the `metrics` registry (see `histogram.rs`).
+static LISTENER_TIMER: Family = Family::new(LISTENER_SECONDS, "Listener invocation time", BUCKETS, BUCKETS_NANOS);
+static TEMPLATE_TIMER: Family =
+    Family::new(TEMPLATE_SECONDS, "Send time until the delivery report", BUCKETS, BUCKETS_NANOS);
 
 /// How often histogram samples are folded into their buckets when nobody scrapes (bounds memory).
 const UPKEEP: Duration = Duration::from_secs(5);
@@ -55,7 +82,7 @@ impl Recorder for Shared {
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
         self.0.register_gauge(key, metadata)
     }
-    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> MetricsHistogram {
         self.0.register_histogram(key, metadata)
     }
 }
@@ -70,15 +97,7 @@ struct Registry {
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
-        let builder = PrometheusBuilder::new();
-        let builder = [LISTENER_SECONDS, TEMPLATE_SECONDS].iter().fold(builder, |b, name| {
-            match b.set_buckets_for_metric(Matcher::Full((*name).to_string()), BUCKETS) {
-                Ok(b) => b,
-                // Only fails for an empty bucket list.
-                Err(_) => PrometheusBuilder::new(),
-            }
-        });
-        let recorder = builder.build_recorder();
+        let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         let shared = Shared(Arc::new(recorder));
         // The application's own `metrics::counter!` & co. land in the same registry, unless it installed a
@@ -101,11 +120,9 @@ fn registry() -> &'static Registry {
 }
 
 fn describe(r: &Shared) {
-    r.describe_histogram(LISTENER_SECONDS.into(), Some(Unit::Seconds), "Listener invocation time".into());
     r.describe_counter(LISTENER_RECORDS.into(), Some(Unit::Count), "Records handled by a listener, by result".into());
     r.describe_counter(LISTENER_ERRORS.into(), Some(Unit::Count), "Failed listener attempts, by error kind".into());
     r.describe_gauge(CONSUMER_LAG.into(), Some(Unit::Count), "High watermark minus the consumer position".into());
-    r.describe_histogram(TEMPLATE_SECONDS.into(), Some(Unit::Seconds), "Send time until the delivery report".into());
     r.describe_counter(TEMPLATE_RECORDS.into(), Some(Unit::Count), "Records sent by KafkaTemplate, by result".into());
     r.describe_counter(TRACE_CONTEXT_INVALID.into(), Some(Unit::Count), "Invalid traceparent headers ignored".into());
 }
@@ -116,10 +133,17 @@ fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
 
 /// Every metric in the Prometheus text format (what `/actuator/prometheus` serves).
 pub fn render() -> String {
-    registry().handle.render()
+    let mut page = registry().handle.render();
+    LISTENER_TIMER.render(&mut page);
+    TEMPLATE_TIMER.render(&mut page);
+    page
 }
 
 /// The Prometheus handle of Spate's registry, to serve it elsewhere than the management server.
+///
+/// Its `render()` lacks the two per-record timers, `spate_kafka_listener_seconds` and `spate_kafka_template_seconds`,
+/// which Spate keeps outside the `metrics` registry (recording a sample there costs a listener a fifth of its
+/// time): serve [`render`](crate::observability::render_prometheus) for every metric.
 pub fn prometheus_handle() -> PrometheusHandle {
     registry().handle.clone()
 }
@@ -134,8 +158,8 @@ struct TopicHandles {
     success: Counter,
     error: Counter,
     recovered: Counter,
-    seconds_success: Histogram,
-    seconds_failure: Histogram,
+    seconds_success: Arc<Histogram>,
+    seconds_failure: Arc<Histogram>,
 }
 
 /// One listener invocation in progress: its start and the handles of its records' topics.
@@ -172,8 +196,8 @@ impl ListenerMetrics {
             success: r.register_counter(&key(LISTENER_RECORDS, &labels("success")), &METADATA),
             error: r.register_counter(&key(LISTENER_RECORDS, &labels("error")), &METADATA),
             recovered: r.register_counter(&key(LISTENER_RECORDS, &labels("recovered")), &METADATA),
-            seconds_success: r.register_histogram(&key(LISTENER_SECONDS, &labels("success")), &METADATA),
-            seconds_failure: r.register_histogram(&key(LISTENER_SECONDS, &labels("failure")), &METADATA),
+            seconds_success: LISTENER_TIMER.series(&labels("success")),
+            seconds_failure: LISTENER_TIMER.series(&labels("failure")),
         });
         self.topics.write().push(h.clone());
         h
@@ -201,11 +225,11 @@ impl ListenerMetrics {
         let Some((first, _)) = &inv.first else {
             return;
         };
-        let secs = inv.started.elapsed().as_secs_f64();
+        let elapsed = inv.started.elapsed();
         match result {
-            Ok(()) => first.seconds_success.record(secs),
+            Ok(()) => first.seconds_success.record(elapsed),
             Err(e) => {
-                first.seconds_failure.record(secs);
+                first.seconds_failure.record(elapsed);
                 let r = &registry().recorder;
                 let n = inv.first.iter().chain(&inv.rest).map(|(_, n)| n).sum();
                 let labels = [("listener_id", &*self.listener_id), ("topic", &*first.topic), ("error", error_kind(e))];
@@ -251,8 +275,8 @@ fn error_kind(e: &ListenerError) -> &'static str {
 struct TemplateHandles {
     success: Counter,
     failure: Counter,
-    seconds_success: Histogram,
-    seconds_failure: Histogram,
+    seconds_success: Arc<Histogram>,
+    seconds_failure: Arc<Histogram>,
 }
 
 fn template_topic(topic: &str) -> Arc<TemplateHandles> {
@@ -265,8 +289,8 @@ fn template_topic(topic: &str) -> Arc<TemplateHandles> {
     let h = Arc::new(TemplateHandles {
         success: r.register_counter(&key(TEMPLATE_RECORDS, &labels("success")), &METADATA),
         failure: r.register_counter(&key(TEMPLATE_RECORDS, &labels("failure")), &METADATA),
-        seconds_success: r.register_histogram(&key(TEMPLATE_SECONDS, &labels("success")), &METADATA),
-        seconds_failure: r.register_histogram(&key(TEMPLATE_SECONDS, &labels("failure")), &METADATA),
+        seconds_success: TEMPLATE_TIMER.series(&labels("success")),
+        seconds_failure: TEMPLATE_TIMER.series(&labels("failure")),
     });
     let mut topics = reg.template_topics.write();
     if let Some((_, existing)) = topics.iter().find(|(t, _)| &**t == topic) {
@@ -279,12 +303,23 @@ fn template_topic(topic: &str) -> Arc<TemplateHandles> {
 /// A send's delivery report arrived (called on librdkafka's delivery thread).
 pub(crate) fn template_delivered(topic: &str, ok: bool, started: Instant) {
     let h = template_topic(topic);
-    let secs = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
     if ok {
         h.success.increment(1);
-        h.seconds_success.record(secs);
+        h.seconds_success.record(elapsed);
     } else {
         h.failure.increment(1);
-        h.seconds_failure.record(secs);
+        h.seconds_failure.record(elapsed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_bounds_in_nanoseconds_match_the_bounds_in_seconds() {
+        let from_seconds: Vec<u64> = BUCKETS.iter().map(|s| Duration::from_secs_f64(*s).as_nanos() as u64).collect();
+        assert_eq!(from_seconds, BUCKETS_NANOS);
     }
 }

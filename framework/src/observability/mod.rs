@@ -19,6 +19,7 @@
 //! ```
 
 mod health;
+mod histogram;
 mod lag;
 mod metrics;
 mod server;
