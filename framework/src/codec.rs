@@ -59,6 +59,13 @@ pub trait Encode {
 pub trait Decode: Sized {
     /// Deserializes `data` (the key or value of `part`).
     fn decode(data: Option<&[u8]>, part: RecordPart) -> Result<Self, DeserializationError>;
+
+    /// Deserializes a consumed record's key or value, given as the reference-counted buffer it lives in. The
+    /// container calls this one: `Bytes` shares the buffer instead of copying it; every other type reads the
+    /// slice through [`decode`](Self::decode), which is the default.
+    fn decode_shared(data: Option<&Bytes>, part: RecordPart) -> Result<Self, DeserializationError> {
+        Self::decode(data.map(|b| b.as_ref()), part)
+    }
 }
 
 /// JSON via serde: the default format for structured keys and values. Also the handler argument
@@ -140,6 +147,10 @@ impl Decode for Bytes {
     fn decode(data: Option<&[u8]>, part: RecordPart) -> Result<Self, DeserializationError> {
         data.map(Bytes::copy_from_slice).ok_or_else(|| missing(part, "Bytes"))
     }
+
+    fn decode_shared(data: Option<&Bytes>, part: RecordPart) -> Result<Self, DeserializationError> {
+        data.cloned().ok_or_else(|| missing(part, "Bytes"))
+    }
 }
 
 impl Encode for Vec<u8> {
@@ -194,11 +205,41 @@ impl<T: Decode> Decode for Option<T> {
             Some(d) => T::decode(Some(d), part).map(Some),
         }
     }
+
+    fn decode_shared(data: Option<&Bytes>, part: RecordPart) -> Result<Self, DeserializationError> {
+        match data {
+            None => Ok(None),
+            Some(d) => T::decode_shared(Some(d), part).map(Some),
+        }
+    }
 }
 
 /// The unit key: always null. `KafkaTemplate<(), V>` sends unkeyed records.
 impl Encode for () {
     fn encode(&self) -> Result<Option<Vec<u8>>, SerializationError> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bytes_payload_shares_the_consumed_buffer_instead_of_copying_it() {
+        let consumed = Bytes::from_static(b"payload");
+        let value = Bytes::decode_shared(Some(&consumed), RecordPart::Value).unwrap();
+        assert_eq!(value.as_ptr(), consumed.as_ptr());
+        let optional = Option::<Bytes>::decode_shared(Some(&consumed), RecordPart::Value).unwrap();
+        assert_eq!(optional.map(|b| b.as_ptr()), Some(consumed.as_ptr()));
+    }
+
+    #[test]
+    fn other_payload_types_decode_the_shared_buffer_as_a_slice() {
+        let consumed = Bytes::from_static(b"\x00\x00\x00\x07");
+        assert_eq!(i32::decode_shared(Some(&consumed), RecordPart::Value).unwrap(), 7);
+        assert_eq!(String::decode_shared(Some(&Bytes::from_static(b"hi")), RecordPart::Key).unwrap(), "hi");
+        assert_eq!(Option::<String>::decode_shared(None, RecordPart::Key).unwrap(), None);
+        assert!(Bytes::decode_shared(None, RecordPart::Value).is_err());
     }
 }

@@ -4,12 +4,16 @@
 //! tracing) wraps the service.
 
 use std::any::{Any, TypeId};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use sync_wrapper::SyncWrapper;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::codec::DeserializationError;
+use crate::container::poll::Poll;
 use crate::container::{AckMode, Ordering, RebalanceListener};
 use crate::error_handler::ErrorHandler;
 use crate::record::Record;
@@ -156,62 +160,83 @@ impl ListenerContext {
     }
 }
 
-#[derive(Debug)]
 enum Payload {
-    One(Record),
-    Many(Vec<Record>),
+    One(Record, ListenerContext),
+    Many(Vec<Record>, ListenerContext),
+    /// A record of a poll the container shares between the deliveries of its records.
+    Polled(Arc<Poll>, usize),
 }
 
 /// One call of a listener: a record (record listeners) or the records of one poll (batch listeners), with the
 /// context.
-#[derive(Debug)]
 pub struct Delivery {
     payload: Payload,
-    ctx: ListenerContext,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("records", &self.records())
+            .field("batch", &self.is_batch())
+            .field("context", self.context())
+            .finish()
+    }
 }
 
 impl Delivery {
     /// A record delivery.
     pub fn record(record: Record, ctx: ListenerContext) -> Self {
-        Delivery { payload: Payload::One(record), ctx }
+        Delivery { payload: Payload::One(record, ctx) }
     }
 
     /// A batch delivery.
     pub fn batch(records: Vec<Record>, ctx: ListenerContext) -> Self {
-        Delivery { payload: Payload::Many(records), ctx }
+        Delivery { payload: Payload::Many(records, ctx) }
+    }
+
+    /// The record at `index` of a poll, with the poll's context.
+    pub(crate) fn polled(poll: Arc<Poll>, index: usize) -> Self {
+        Delivery { payload: Payload::Polled(poll, index) }
     }
 
     /// The records: one for a record delivery.
     pub fn records(&self) -> &[Record] {
         match &self.payload {
-            Payload::One(r) => std::slice::from_ref(r),
-            Payload::Many(v) => v,
+            Payload::One(r, _) => std::slice::from_ref(r),
+            Payload::Many(v, _) => v,
+            Payload::Polled(poll, i) => std::slice::from_ref(&poll.records[*i]),
         }
     }
 
     /// Whether this is a batch delivery.
     pub fn is_batch(&self) -> bool {
-        matches!(self.payload, Payload::Many(_))
+        matches!(self.payload, Payload::Many(..))
     }
 
     /// The context.
     pub fn context(&self) -> &ListenerContext {
-        &self.ctx
+        match &self.payload {
+            Payload::One(_, ctx) | Payload::Many(_, ctx) => ctx,
+            Payload::Polled(poll, _) => &poll.ctx,
+        }
     }
 
     /// The record and context of a record delivery.
     pub fn record_parts(&self) -> Result<(&Record, &ListenerContext), ListenerError> {
         match &self.payload {
-            Payload::One(r) => Ok((r, &self.ctx)),
-            Payload::Many(_) => Err(ListenerError::Extraction("a record listener was given a batch".into())),
+            Payload::One(r, ctx) => Ok((r, ctx)),
+            Payload::Polled(poll, i) => Ok((&poll.records[*i], &poll.ctx)),
+            Payload::Many(..) => Err(ListenerError::Extraction("a record listener was given a batch".into())),
         }
     }
 
     /// The records and context of a batch delivery.
     pub fn batch_parts(&self) -> Result<(&[Record], &ListenerContext), ListenerError> {
         match &self.payload {
-            Payload::Many(v) => Ok((v, &self.ctx)),
-            Payload::One(_) => Err(ListenerError::Extraction("a batch listener was given a single record".into())),
+            Payload::Many(v, ctx) => Ok((v, ctx)),
+            Payload::One(..) | Payload::Polled(..) => {
+                Err(ListenerError::Extraction("a batch listener was given a single record".into()))
+            }
         }
     }
 }
@@ -251,14 +276,31 @@ impl Outcome {
 /// The service type every listener becomes: a cloneable, type-erased `tower::Service<Delivery>` whose future
 /// is one boxed [`HandlerFuture`].
 ///
-/// `#[kafka_listener]` handlers already return a boxed future, and are called directly (no second box, no
-/// readiness check); any other service is boxed once. Built with [`ListenerService::new`] or
-/// [`ListenerService::from_fn`].
+/// `#[kafka_listener]` handlers are called directly (no readiness check), and the container's first poll of a
+/// handler's future reuses one allocation; any other service's future is boxed once. Built with
+/// [`ListenerService::new`] or [`ListenerService::from_fn`].
 pub struct ListenerService(Box<dyn ErasedService>);
+
+/// What calling a service and polling its future once gave.
+pub(crate) enum FirstPoll {
+    /// The handler finished on that poll.
+    Ready(Result<Outcome, ListenerError>),
+    /// The handler waits; its future, boxed, goes on from where the poll left it.
+    Pending(HandlerFuture),
+}
 
 trait ErasedService: Send + Sync {
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), ListenerError>>;
     fn call(&mut self, delivery: Delivery) -> HandlerFuture;
+    /// Calls and polls the future once. A service whose future is known reuses one allocation for every call that
+    /// finishes on its first poll; the others box each future, as [`call`](Self::call).
+    fn call_and_poll(&mut self, delivery: Delivery, cx: &mut std::task::Context<'_>) -> FirstPoll {
+        let mut call = self.call(delivery);
+        match call.as_mut().poll(cx) {
+            std::task::Poll::Ready(r) => FirstPoll::Ready(r),
+            std::task::Poll::Pending => FirstPoll::Pending(call),
+        }
+    }
     fn clone_box(&self) -> Box<dyn ErasedService>;
 }
 
@@ -281,18 +323,52 @@ where
     }
 }
 
-#[derive(Clone, Copy)]
-struct HandlerFn(fn(Delivery) -> HandlerFuture);
+/// A handler function (what `#[kafka_listener]` generates), always ready. Most handlers finish on their first
+/// poll: the box their future was polled in is kept and the next call's future is written into it, so such a
+/// handler costs no allocation per record.
+struct HandlerFn<F, Fut> {
+    f: F,
+    /// The box of the last future that finished on its first poll; only touched through `&mut self`.
+    spare: SyncWrapper<Option<Pin<Box<Fut>>>>,
+}
 
-impl ErasedService for HandlerFn {
+impl<F: Clone, Fut> Clone for HandlerFn<F, Fut> {
+    fn clone(&self) -> Self {
+        HandlerFn { f: self.f.clone(), spare: SyncWrapper::new(None) }
+    }
+}
+
+impl<F, Fut> ErasedService for HandlerFn<F, Fut>
+where
+    F: Fn(Delivery) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Outcome, ListenerError>> + Send + 'static,
+{
     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), ListenerError>> {
         std::task::Poll::Ready(Ok(()))
     }
     fn call(&mut self, delivery: Delivery) -> HandlerFuture {
-        (self.0)(delivery)
+        Box::pin((self.f)(delivery))
+    }
+    fn call_and_poll(&mut self, delivery: Delivery, cx: &mut std::task::Context<'_>) -> FirstPoll {
+        let call = (self.f)(delivery);
+        // Taken out first: if the poll panics, the box is dropped with its future, not kept half-run.
+        let mut boxed = match self.spare.get_mut().take() {
+            Some(mut spare) => {
+                spare.as_mut().set(call);
+                spare
+            }
+            None => Box::pin(call),
+        };
+        match boxed.as_mut().poll(cx) {
+            std::task::Poll::Ready(r) => {
+                *self.spare.get_mut() = Some(boxed);
+                FirstPoll::Ready(r)
+            }
+            std::task::Poll::Pending => FirstPoll::Pending(boxed),
+        }
     }
     fn clone_box(&self) -> Box<dyn ErasedService> {
-        Box::new(*self)
+        Box::new(self.clone())
     }
 }
 
@@ -306,9 +382,20 @@ impl ListenerService {
         ListenerService(Box::new(Boxing(service)))
     }
 
-    /// A service calling a function that returns a boxed future, as `#[kafka_listener]` generates.
-    pub fn from_fn(f: fn(Delivery) -> HandlerFuture) -> Self {
-        ListenerService(Box::new(HandlerFn(f)))
+    /// A service calling a handler function, as `#[kafka_listener]` generates: always ready, and a call that
+    /// finishes on its first poll allocates nothing.
+    pub fn from_fn<F, Fut>(f: F) -> Self
+    where
+        F: Fn(Delivery) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Outcome, ListenerError>> + Send + 'static,
+    {
+        ListenerService(Box::new(HandlerFn { f, spare: SyncWrapper::new(None) }))
+    }
+
+    /// Calls the service and polls its future once (the container's first attempt of a record); the caller has
+    /// seen the service ready.
+    pub(crate) fn call_and_poll(&mut self, delivery: Delivery, cx: &mut std::task::Context<'_>) -> FirstPoll {
+        self.0.call_and_poll(delivery, cx)
     }
 }
 
@@ -441,11 +528,15 @@ impl ListenerDefinition {
         }
     }
 
-    /// A listener whose handler is a function returning a boxed future (what `#[kafka_listener]` generates):
-    /// called directly, without [`new`](Self::new)'s extra box.
+    /// A listener whose handler is a function returning a future (what `#[kafka_listener]` generates): called
+    /// directly, through [`ListenerService::from_fn`].
     #[doc(hidden)]
-    pub fn from_fn(id: impl Into<String>, f: fn(Delivery) -> HandlerFuture) -> Self {
-        let mut def = ListenerDefinition::new(id, tower::service_fn(f));
+    pub fn from_fn<F, Fut>(id: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(Delivery) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Outcome, ListenerError>> + Send + 'static,
+    {
+        let mut def = ListenerDefinition::new(id, tower::service_fn(f.clone()));
         def.service = ListenerService::from_fn(f);
         def
     }

@@ -453,13 +453,15 @@ fn expand_listener(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenS
                 fn __spate_checks() {
                     #(#topic_checks)*
                 }
-                fn __spate_invoke(__delivery: ::spate::Delivery) -> ::spate::__private::HandlerFuture {
-                    ::std::boxed::Box::pin(async move {
+                fn __spate_invoke(__delivery: ::spate::Delivery) -> impl ::std::future::Future<
+                    Output = ::std::result::Result<::spate::Outcome, ::spate::ListenerError>,
+                > + ::std::marker::Send + 'static {
+                    async move {
                         #parts
                         #(#extracts)*
                         let __result = #name(#(#arg_names),*).await;
                         #finish
-                    })
+                    }
                 }
                 ::spate::ListenerDefinition::from_fn(#id_value, __spate_invoke)
                     #(#calls)*
@@ -712,13 +714,15 @@ fn expand_dlt_handler(attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
             /// This DLT handler as a listener service.
             #[allow(dead_code)]
             #vis fn service() -> ::spate::listener::ListenerService {
-                fn __spate_invoke(__delivery: ::spate::Delivery) -> ::spate::__private::HandlerFuture {
-                    ::std::boxed::Box::pin(async move {
+                fn __spate_invoke(__delivery: ::spate::Delivery) -> impl ::std::future::Future<
+                    Output = ::std::result::Result<::spate::Outcome, ::spate::ListenerError>,
+                > + ::std::marker::Send + 'static {
+                    async move {
                         let (__record, __ctx) = __delivery.record_parts()?;
                         #(#extracts)*
                         let __result = #name(#(#arg_names),*).await;
                         #finish
-                    })
+                    }
                 }
                 ::spate::listener::ListenerService::from_fn(__spate_invoke)
             }

@@ -8,6 +8,7 @@
 mod batch_queue;
 mod context;
 mod offsets;
+pub(crate) mod poll;
 mod registry;
 mod worker;
 

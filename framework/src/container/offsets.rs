@@ -75,6 +75,12 @@ impl OffsetTracker {
         p.last_begun = Some(offset);
     }
 
+    /// A record that was never in flight was handled: [`begin`](Self::begin) and [`complete`](Self::complete) in one
+    /// visit (a record filtered out, or one whose handler finished on its first poll).
+    pub(crate) fn handled(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
+        self.part(topic, partition).last_begun = Some(offset);
+    }
+
     /// A record was handled (or acknowledged).
     pub(crate) fn complete(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
         let Some(i) = self.find(topic, partition) else {
@@ -198,6 +204,25 @@ mod tests {
         tr.complete(&t, 0, 14);
         tr.complete(&t, 0, 10);
         assert_eq!(tr.take_commits(), vec![(t.clone(), 0, 15)]);
+    }
+
+    #[test]
+    fn a_record_handled_without_being_in_flight_moves_the_commit_like_begin_and_complete() {
+        let t: Arc<str> = Arc::from("t");
+        let (mut once, mut twice) = (OffsetTracker::default(), OffsetTracker::default());
+        for o in [3, 4, 7] {
+            once.handled(&t, 0, o);
+            twice.begin(&t, 0, o);
+            twice.complete(&t, 0, o);
+        }
+        assert_eq!(once.take_commits(), vec![(t.clone(), 0, 8)]);
+        assert_eq!(twice.take_commits(), vec![(t.clone(), 0, 8)]);
+        // A record in flight before it still holds the commit back.
+        once.begin(&t, 0, 8);
+        once.handled(&t, 0, 9);
+        assert!(once.take_commits().is_empty());
+        once.complete(&t, 0, 8);
+        assert_eq!(once.take_commits(), vec![(t.clone(), 0, 10)]);
     }
 
     #[test]

@@ -20,11 +20,12 @@ use tower::{Service, ServiceExt};
 use super::batch_queue::BatchQueue;
 use super::context::tpl_of;
 use super::offsets::CommitPosition;
+use super::poll::{Poll, PolledRecord};
 use super::{Ack, AckMode, Command, ConsumerState, ContainerContext, ContainerEvent, ContainerSpec, OffsetTracker};
 use super::{Ordering, SeekPosition};
 use crate::error_handler::ErrorDecision;
-use crate::listener::{Delivery, ListenerContext, ListenerError, ListenerService, ListenerShared, Outcome};
-use crate::observability::{HandlingScope, Invocation};
+use crate::listener::{Delivery, FirstPoll, ListenerContext, ListenerError, ListenerService, ListenerShared, Outcome};
+use crate::observability::{HandlingScope, Invocation, LocalStats};
 use crate::record::{RawMessage, Record, TopicCache, TopicPartition};
 use crate::template::OutgoingRecord;
 use crate::transaction::ListenerTransactions;
@@ -86,10 +87,18 @@ enum FirstAttempt {
 }
 
 /// Handles one record: begins it synchronously and, unless that finished it, continues in its handling future.
-async fn handle_one(handler: &Handler, svc: &mut ListenerService, record: Record) -> Handled {
+/// `begun`: the offset tracker already has the record in flight (otherwise [`Handler::begin`] marks it).
+async fn handle_one(
+    handler: &Handler,
+    svc: &mut ListenerService,
+    stats: &mut LocalStats,
+    record: PolledRecord,
+    begun: bool,
+) -> Handled {
     let scope = handler.observe.record_scope(&record);
-    let begun = std::future::poll_fn(|cx| std::task::Poll::Ready(handler.begin(svc, &record, &scope, cx))).await;
-    match begun {
+    let first =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(handler.begin(svc, &record, begun, &scope, stats, cx))).await;
+    match first {
         Begun::Done => Handled::Done,
         Begun::Continue(first) => scope.run(handler.handle_record(svc, record, first)).await,
     }
@@ -132,6 +141,21 @@ impl Handler {
             None
         };
         ListenerContext { shared: self.shared.clone(), ack }
+    }
+
+    /// The context the deliveries of a poll share (automatic ack modes).
+    fn poll_context(&self) -> ListenerContext {
+        ListenerContext { shared: self.shared.clone(), ack: None }
+    }
+
+    /// A delivery of one polled record: the poll's, or in manual ack modes a copy with an `Ack` of its own.
+    fn delivery(&self, record: &PolledRecord) -> Delivery {
+        if self.manual() {
+            let ctx = self.context(|| vec![(record.topic_arc().clone(), record.partition(), record.offset())]);
+            Delivery::record(Record::clone(record), ctx)
+        } else {
+            record.delivery()
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -189,16 +213,22 @@ impl Handler {
         tokio::time::sleep_until((at + self.spec.shutdown_timeout).into()).await;
     }
 
-    /// Calls the service once; `None` when the shutdown deadline passed first. A panic becomes an error.
-    async fn call(&self, svc: &mut ListenerService, delivery: Delivery) -> Option<Result<Outcome, ListenerError>> {
-        let invocation = self.observe.invocation(&delivery);
+    /// Calls the service once with `delivery` (of `records`); `None` when the shutdown deadline passed first. A
+    /// panic becomes an error.
+    async fn call(
+        &self,
+        svc: &mut ListenerService,
+        delivery: Delivery,
+        records: &[Record],
+    ) -> Option<Result<Outcome, ListenerError>> {
+        let invocation = self.observe.invocation();
         if let Err(e) = svc.ready().await {
             let result = Some(Err(e));
-            self.observe.invoked(invocation, result.as_ref());
+            self.observe.invoked(invocation, records, result.as_ref());
             return result;
         }
         let call = svc.call(delivery);
-        self.finish_call(call, invocation).await
+        self.finish_call(call, invocation, records).await
     }
 
     /// Awaits a handler's future, racing the shutdown deadline; `None` when the deadline passed first.
@@ -206,6 +236,7 @@ impl Handler {
         &self,
         call: crate::listener::HandlerFuture,
         invocation: Invocation,
+        records: &[Record],
     ) -> Option<Result<Outcome, ListenerError>> {
         let call = AssertUnwindSafe(call).catch_unwind().map(|r| r.unwrap_or_else(|panic| Err(panic_error(panic))));
         // Most calls complete on their first poll: only one still pending races the shutdown deadline (boxed, so
@@ -219,51 +250,67 @@ impl Handler {
                 _ = Box::pin(self.shutdown_deadline()) => None,
             },
         };
-        self.observe.invoked(invocation, result.as_ref());
+        self.observe.invoked(invocation, records, result.as_ref());
         result
     }
 
     /// Begins the first attempt of `record` outside any future: calls the handler and polls it once, inside the
     /// record's span and trace context. Most handlers finish on that poll with nothing to send; such a record is
     /// finished here, without the per-record future of [`handle_record`](Self::handle_record) (building and moving
-    /// that future was a tenth of a listener's time). Anything else continues there, from where this left off.
+    /// that future was a tenth of a listener's time), its metrics added up in the consumer task's `stats`, and
+    /// (when not `begun`) marked handled with one visit to the offset tracker. Anything else is marked in flight
+    /// and continues there, from where this left off.
+    ///
+    /// Marking a record in flight only after this first poll is safe outside manual ack modes: nothing reads the
+    /// tracker while the poll runs on the consumer's task (rebalances are served by the same task's consumer
+    /// poll), and until then the commit position stays at this record.
     fn begin(
         &self,
         svc: &mut ListenerService,
-        record: &Record,
+        record: &PolledRecord,
+        begun: bool,
         scope: &HandlingScope,
+        stats: &mut LocalStats,
         cx: &mut std::task::Context<'_>,
     ) -> Begun {
+        let in_flight = || {
+            if !begun {
+                self.tracker.lock().begin(record.topic_arc(), record.partition(), record.offset());
+            }
+        };
         // A transactional attempt runs inside its transaction, which is a future of its own.
         if self.txn.is_some() || !matches!(svc.poll_ready(cx), std::task::Poll::Ready(Ok(()))) {
+            in_flight();
             return Begun::Continue(FirstAttempt::NotBegun);
         }
-        let ctx = self.context(|| vec![(record.topic_arc().clone(), record.partition(), record.offset())]);
-        let delivery = Delivery::record(record.clone(), ctx);
-        let invocation = self.observe.invocation(&delivery);
-        let polled = scope.in_scope(|| {
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
-                let mut call = svc.call(delivery);
-                match call.as_mut().poll(cx) {
-                    std::task::Poll::Ready(r) => Ok(r),
-                    std::task::Poll::Pending => Err(call),
-                }
-            }))
-        });
+        let delivery = self.delivery(record);
+        let invocation = self.observe.invocation();
+        let polled = scope.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| svc.call_and_poll(delivery, cx))));
         let result = match polled {
-            Ok(Ok(r)) => r,
-            Ok(Err(waiting)) => return Begun::Continue(FirstAttempt::Waiting(waiting, invocation)),
+            Ok(FirstPoll::Ready(r)) => r,
+            Ok(FirstPoll::Pending(waiting)) => {
+                in_flight();
+                return Begun::Continue(FirstAttempt::Waiting(waiting, invocation));
+            }
             Err(panic) => Err(panic_error(panic)),
         };
-        self.observe.invoked(invocation, Some(&result));
         match result {
             Ok(outcome) if outcome.reply.is_none() => {
-                if !self.manual() {
-                    self.complete(std::slice::from_ref(record));
+                self.observe.succeeded_local(stats, record, invocation);
+                if self.manual() {
+                    // Completed when acknowledged.
+                } else if begun {
+                    self.complete(std::slice::from_ref(&**record));
+                } else {
+                    self.tracker.lock().handled(record.topic_arc(), record.partition(), record.offset());
                 }
                 Begun::Done
             }
-            other => Begun::Continue(FirstAttempt::Completed(other)),
+            other => {
+                self.observe.invoked(invocation, std::slice::from_ref(&**record), Some(&other));
+                in_flight();
+                Begun::Continue(FirstAttempt::Completed(other))
+            }
         }
     }
 
@@ -321,27 +368,25 @@ impl Handler {
     }
 
     /// Handles one record with retries and recovery, continuing from its `first` attempt.
-    async fn handle_record(&self, svc: &mut ListenerService, record: Record, first: FirstAttempt) -> Handled {
+    async fn handle_record(&self, svc: &mut ListenerService, polled: PolledRecord, first: FirstAttempt) -> Handled {
+        let record: &Record = &polled;
         let mut attempt = 1;
         let mut first = Some(first);
         loop {
             let work = async {
+                let one = std::slice::from_ref(record);
                 let called = match first.take() {
                     Some(FirstAttempt::Completed(result)) => Some(result),
-                    Some(FirstAttempt::Waiting(call, invocation)) => self.finish_call(call, invocation).await,
-                    Some(FirstAttempt::NotBegun) | None => {
-                        let ctx =
-                            self.context(|| vec![(record.topic_arc().clone(), record.partition(), record.offset())]);
-                        self.call(svc, Delivery::record(record.clone(), ctx)).await
-                    }
+                    Some(FirstAttempt::Waiting(call, invocation)) => self.finish_call(call, invocation, one).await,
+                    Some(FirstAttempt::NotBegun) | None => self.call(svc, self.delivery(&polled), one).await,
                 };
                 match called {
                     None => None,
-                    Some(Ok(outcome)) => Some(self.reply(outcome, Some(&record)).await),
+                    Some(Ok(outcome)) => Some(self.reply(outcome, Some(record)).await),
                     Some(Err(e)) => Some(Err(e)),
                 }
             };
-            let Some(result) = self.attempt(std::slice::from_ref(&record), work).await else {
+            let Some(result) = self.attempt(std::slice::from_ref(record), work).await else {
                 return Handled::Abandoned;
             };
             if self.transaction_failed() {
@@ -350,13 +395,13 @@ impl Handler {
             let error = match result {
                 Ok(()) => {
                     if !self.manual() {
-                        self.complete(std::slice::from_ref(&record));
+                        self.complete(std::slice::from_ref(record));
                     }
                     return Handled::Done;
                 }
                 Err(e) => e,
             };
-            let one = std::slice::from_ref(&record);
+            let one = std::slice::from_ref(record);
             let decision = Box::pin(self.decide(one, one, &error, attempt)).await;
             if self.transaction_failed() {
                 return Handled::Abandoned;
@@ -364,8 +409,8 @@ impl Handler {
             match decision {
                 ErrorDecision::Skip => {
                     // Recovered: handled for good, acknowledged or not.
-                    self.observe.recovered(std::slice::from_ref(&record));
-                    self.complete(std::slice::from_ref(&record));
+                    self.observe.recovered(one);
+                    self.complete(one);
                     return Handled::Done;
                 }
                 ErrorDecision::Retry(delay) => {
@@ -396,7 +441,7 @@ impl Handler {
             let ctx =
                 self.context(|| records.iter().map(|r| (r.topic_arc().clone(), r.partition(), r.offset())).collect());
             let work = async {
-                match self.call(svc, Delivery::batch(records.clone(), ctx)).await {
+                match self.call(svc, Delivery::batch(records.clone(), ctx), &records).await {
                     None => None,
                     Some(Ok(outcome)) => Some(self.reply(outcome, None).await),
                     Some(Err(e)) => Some(Err(e)),
@@ -508,7 +553,7 @@ impl Handler {
 
 /// Per-key lanes: one task per lane, a key always on the same lane.
 struct Lanes {
-    senders: Vec<mpsc::UnboundedSender<(Record, OwnedSemaphorePermit)>>,
+    senders: Vec<mpsc::UnboundedSender<(PolledRecord, OwnedSemaphorePermit)>>,
     joins: Vec<tokio::task::JoinHandle<()>>,
     permits: Arc<Semaphore>,
     done: Arc<Notify>,
@@ -520,23 +565,29 @@ impl Lanes {
         let mut senders = Vec::new();
         let mut joins = Vec::new();
         for _ in 0..lanes.max(1) {
-            let (tx, mut rx) = mpsc::unbounded_channel::<(Record, OwnedSemaphorePermit)>();
+            let (tx, mut rx) = mpsc::unbounded_channel::<(PolledRecord, OwnedSemaphorePermit)>();
             let h = handler.clone();
             let done = done.clone();
             let mut svc = h.spec.service.clone();
             joins.push(tokio::spawn(async move {
+                let mut stats = LocalStats::new();
                 while let Some((record, permit)) = rx.recv().await {
-                    let _ = handle_one(&h, &mut svc, record).await;
+                    // Begun when dispatched: completions may come out of order.
+                    let _ = handle_one(&h, &mut svc, &mut stats, record, true).await;
+                    if rx.is_empty() {
+                        h.observe.publish(&mut stats);
+                    }
                     drop(permit);
                     done.notify_one();
                 }
+                h.observe.publish(&mut stats);
             }));
             senders.push(tx);
         }
         Lanes { senders, joins, permits: Arc::new(Semaphore::new(max_in_flight.max(1))), done }
     }
 
-    async fn dispatch(&self, record: Record) {
+    async fn dispatch(&self, record: PolledRecord) {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return;
         };
@@ -850,6 +901,7 @@ impl Worker {
         let mut last_idle_event = Instant::now();
         let time_based = matches!(spec.ack_mode, AckMode::Time | AckMode::CountTime);
         let mut holds = DueHolds::default();
+        let mut stats = LocalStats::new();
         let id = spec.listener_id.to_string();
         self.publish(ContainerEvent::ConsumerStarted { listener_id: id.clone(), consumer: self.index });
         tracing::debug!(listener = %id, consumer = self.index, "consumer started");
@@ -964,54 +1016,59 @@ impl Worker {
                 holds.held.retain(|p, _| assigned.contains(p));
             }
             let records = std::mem::take(&mut buffer);
-            buffer = Vec::with_capacity(spec.max_poll_records);
             if spec.batch {
+                buffer = Vec::with_capacity(spec.max_poll_records);
                 self.process_batch(&handler, &mut svc, records, &mut last_commit, &mut since_commit).await;
-            } else if let Some(l) = &lanes {
-                for r in records {
-                    if handler.stopping() {
-                        break;
-                    }
-                    if let Some(f) = spec.filter {
-                        if !f(&r) {
-                            let mut t = handler.tracker.lock();
-                            t.begin(r.topic_arc(), r.partition(), r.offset());
-                            t.complete(r.topic_arc(), r.partition(), r.offset());
-                            continue;
-                        }
-                    }
-                    handler.tracker.lock().begin(r.topic_arc(), r.partition(), r.offset());
-                    l.dispatch(r).await;
-                }
             } else {
-                for r in records {
-                    if handler.stopping() {
-                        // Fetched but not begun: not committed, so the next owner handles it.
-                        break;
-                    }
-                    if handler.txn.as_ref().is_some_and(|t| t.already_committed(&r)) {
-                        continue;
-                    }
-                    if let Some(gate) = spec.due_gate {
-                        if !self.pass_due_gate(gate, &mut holds, &r) {
+                let poll = Poll::new(records, handler.poll_context());
+                if let Some(l) = &lanes {
+                    for r in Poll::each(&poll) {
+                        if handler.stopping() {
+                            break;
+                        }
+                        if spec.filter.is_some_and(|f| !f(&r)) {
+                            handler.tracker.lock().handled(r.topic_arc(), r.partition(), r.offset());
                             continue;
                         }
+                        handler.tracker.lock().begin(r.topic_arc(), r.partition(), r.offset());
+                        l.dispatch(r).await;
                     }
-                    handler.tracker.lock().begin(r.topic_arc(), r.partition(), r.offset());
-                    if let Some(f) = spec.filter {
-                        if !f(&r) {
-                            handler.complete(std::slice::from_ref(&r));
+                } else {
+                    for r in Poll::each(&poll) {
+                        if handler.stopping() {
+                            // Fetched but not begun: not committed, so the next owner handles it.
+                            break;
+                        }
+                        if handler.txn.as_ref().is_some_and(|t| t.already_committed(&r)) {
                             continue;
                         }
-                    }
-                    match handle_one(&handler, &mut svc, r).await {
-                        Handled::Done => {
-                            since_commit += 1;
-                            self.commit_by_mode(&mut last_commit, &mut since_commit, false);
+                        if let Some(gate) = spec.due_gate {
+                            if !self.pass_due_gate(gate, &mut holds, &r) {
+                                continue;
+                            }
                         }
-                        Handled::Abandoned => break,
+                        if spec.filter.is_some_and(|f| !f(&r)) {
+                            handler.tracker.lock().handled(r.topic_arc(), r.partition(), r.offset());
+                            continue;
+                        }
+                        // Manual modes: acknowledgments complete records, so they must be in flight before the
+                        // handler runs; otherwise `begin` marks them.
+                        let begun = handler.manual();
+                        if begun {
+                            handler.tracker.lock().begin(r.topic_arc(), r.partition(), r.offset());
+                        }
+                        match handle_one(&handler, &mut svc, &mut stats, r, begun).await {
+                            Handled::Done => {
+                                since_commit += 1;
+                                self.commit_by_mode(&mut last_commit, &mut since_commit, false);
+                            }
+                            Handled::Abandoned => break,
+                        }
                     }
+                    handler.observe.publish(&mut stats);
                 }
+                // Records still with lanes (or retried there) keep the poll; otherwise its buffer is reused.
+                buffer = Poll::recycle(poll).unwrap_or_else(|| Vec::with_capacity(spec.max_poll_records));
             }
             // End of the poll's records.
             if matches!(spec.ack_mode, AckMode::Batch | AckMode::Manual) || lanes.is_some() {

@@ -38,7 +38,7 @@ pub use spans::{BATCH_SPAN, RECORD_SPAN};
 pub use trace_context::{current_trace, SpanId, TraceContext, TraceId, TraceParentError, FLAG_SAMPLED};
 
 pub(crate) use self::metrics::template_delivered;
-pub(crate) use self::metrics::Invocation;
+pub(crate) use self::metrics::{Invocation, LocalStats};
 pub(crate) use lag::LagSampler;
 pub use lag::LAG_SAMPLE_INTERVAL;
 pub(crate) use spans::{HandlingScope, ListenerObserver};

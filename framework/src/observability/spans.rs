@@ -7,9 +7,9 @@ use std::sync::Arc;
 use tracing::field::{display, Empty};
 use tracing::{Instrument, Span};
 
-use super::metrics::{Invocation, ListenerMetrics};
+use super::metrics::{Invocation, ListenerMetrics, LocalStats};
 use super::trace_context::{context_for, TraceContext};
-use crate::listener::{Delivery, ListenerError, Outcome};
+use crate::listener::{ListenerError, Outcome};
 use crate::record::Record;
 
 /// Name of the span around one record's handling (retries and recovery included).
@@ -130,18 +130,33 @@ impl ListenerObserver {
         HandlingScope { span, context, children }
     }
 
-    /// An invocation of the listener service over `delivery` begins.
-    pub(crate) fn invocation(&self, delivery: &Delivery) -> Invocation {
-        self.metrics.start(delivery.records())
+    /// An invocation of the listener service begins.
+    pub(crate) fn invocation(&self) -> Invocation {
+        self.metrics.start()
     }
 
-    /// The invocation ended with `result` (`None`: abandoned at shutdown, not counted).
-    pub(crate) fn invoked(&self, invocation: Invocation, result: Option<&Result<Outcome, ListenerError>>) {
+    /// The invocation over `records` ended with `result` (`None`: abandoned at shutdown, not counted).
+    pub(crate) fn invoked(
+        &self,
+        invocation: Invocation,
+        records: &[Record],
+        result: Option<&Result<Outcome, ListenerError>>,
+    ) {
         match result {
             None => {}
-            Some(Ok(_)) => self.metrics.finish(invocation, Ok(())),
-            Some(Err(e)) => self.metrics.finish(invocation, Err(e)),
+            Some(Ok(_)) => self.metrics.finish(invocation, records, Ok(())),
+            Some(Err(e)) => self.metrics.finish(invocation, records, Err(e)),
         }
+    }
+
+    /// A record's invocation succeeded; counted in the consumer task's `stats` until [`publish`](Self::publish).
+    pub(crate) fn succeeded_local(&self, stats: &mut LocalStats, record: &Record, invocation: Invocation) {
+        self.metrics.success_local(stats, record.topic_arc(), invocation);
+    }
+
+    /// Publishes what a consumer task's `stats` gathered.
+    pub(crate) fn publish(&self, stats: &mut LocalStats) {
+        self.metrics.publish(stats);
     }
 
     /// The error handler gave up on `records` and the recoverer took them.
