@@ -82,9 +82,26 @@ async fn framework_run(broker: &EmbeddedBroker, topic: &str, concurrency: usize,
     rate
 }
 
-async fn bare_run(broker: &EmbeddedBroker, topic: &str, concurrency: usize, target: u64, round: usize) -> f64 {
+/// What the bare loop does with each message besides counting it.
+#[derive(Clone, Copy, PartialEq)]
+enum Bare {
+    /// Nothing: the headers are never parsed.
+    IgnoreHeaders,
+    /// Looks up the `traceparent` header, as a loop continuing the producer's trace must (librdkafka parses a
+    /// message's headers when first asked).
+    ReadTraceparent,
+}
+
+async fn bare_run(
+    broker: &EmbeddedBroker,
+    topic: &str,
+    concurrency: usize,
+    target: u64,
+    round: usize,
+    mode: Bare,
+) -> f64 {
     let counter = Counter::new(target);
-    let group = format!("bare-{topic}-{concurrency}-{round}");
+    let group = format!("bare-{topic}-{concurrency}-{round}-{}", mode as u8);
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let consumer: StreamConsumer = rdkafka::ClientConfig::new()
@@ -104,6 +121,11 @@ async fn bare_run(broker: &EmbeddedBroker, topic: &str, concurrency: usize, targ
             let mut since_commit = 0;
             while !c.is_done() {
                 if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(100), stream.next()).await {
+                    if mode == Bare::ReadTraceparent {
+                        use rdkafka::message::Headers;
+                        let traceparent = m.headers().and_then(|h| h.iter().find(|h| h.key == "traceparent"));
+                        std::hint::black_box(traceparent.and_then(|h| h.value));
+                    }
                     c.record(m.payload().map(|p| p.len()).unwrap_or(0));
                     since_commit += 1;
                     // The same commit policy as the framework's default (after each poll's records, ~500).
@@ -164,7 +186,9 @@ async fn main() {
         }
     }
     println!("{records} records of 100 bytes on {PARTITIONS} partitions; median of {rounds} rounds; records/s from first to last record");
-    println!("| consumer | records | concurrency | records/s | vs bare |");
+    println!(
+        "| consumer | records | concurrency | records/s | listener vs bare (ignoring headers / reading traceparent) |"
+    );
     println!("| --- | --- | --- | --- | --- |");
     // BENCH_ONLY=listener|bare runs one side (for profiling); BENCH_CONCURRENCY=1 one concurrency;
     // BENCH_TOPIC=bench|bench-traced one kind of record.
@@ -175,26 +199,40 @@ async fn main() {
         None => vec![1, 4],
     };
     for (topic, kind) in TOPICS.into_iter().filter(|(t, _)| only_topic.is_empty() || *t == only_topic) {
+        // Records with a traceparent are also read by a bare loop that looks it up: what the listener compares
+        // with when it continues the trace.
+        let modes: &[Bare] = match topic {
+            "bench" => &[Bare::IgnoreHeaders],
+            _ => &[Bare::IgnoreHeaders, Bare::ReadTraceparent],
+        };
         for &concurrency in &concurrencies {
-            let mut bare = Vec::new();
+            let mut bare: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
             let mut fw = Vec::new();
             // Interleaved rounds, so drift (page cache, CPU frequency, other load) hits both alike.
             for round in 0..rounds {
                 if only != "listener" {
-                    bare.push(bare_run(&broker, topic, concurrency, records, round).await);
+                    for (i, &mode) in modes.iter().enumerate() {
+                        bare[i].push(bare_run(&broker, topic, concurrency, records, round, mode).await);
+                    }
                 }
                 if only != "bare" {
                     fw.push(framework_run(&broker, topic, concurrency, records, round).await);
                 }
             }
-            if bare.is_empty() || fw.is_empty() {
-                let (name, v) = if bare.is_empty() { ("#[kafka_listener]", fw) } else { ("bare", bare) };
-                println!("| {name} | {kind} | {concurrency} | {:.0} | |", median(v));
+            let bare: Vec<f64> = bare.into_iter().filter(|v| !v.is_empty()).map(median).collect();
+            for (&mode, rate) in modes.iter().zip(&bare) {
+                let name = match mode {
+                    Bare::IgnoreHeaders => "bare rdkafka StreamConsumer loop",
+                    Bare::ReadTraceparent => "bare rdkafka StreamConsumer loop reading `traceparent`",
+                };
+                println!("| {name} | {kind} | {concurrency} | {rate:.0} | |");
+            }
+            if fw.is_empty() {
                 continue;
             }
-            let (b, f) = (median(bare), median(fw));
-            println!("| bare rdkafka StreamConsumer loop | {kind} | {concurrency} | {b:.0} | 100% |");
-            println!("| #[kafka_listener] | {kind} | {concurrency} | {f:.0} | {:.1}% |", 100.0 * f / b);
+            let f = median(fw);
+            let versus: Vec<String> = bare.iter().map(|b| format!("{:.1}%", 100.0 * f / b)).collect();
+            println!("| #[kafka_listener] | {kind} | {concurrency} | {f:.0} | {} |", versus.join(" / "));
         }
     }
 }

@@ -23,7 +23,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio::sync::Notify;
 
 use super::ContainerContext;
-use crate::record::{copy_messages, RawMessage, Record, TopicCache, TopicPartition};
+use crate::record::{copy_messages, CopyCache, RawMessage, Record, TopicPartition};
 
 type Consumer_ = StreamConsumer<ContainerContext>;
 
@@ -82,7 +82,7 @@ pub(crate) struct BatchQueue {
     target: Arc<ForwardTarget>,
     ready: Arc<Notify>,
     /// Reused between calls: the message pointers of one call, and the topic names of the last.
-    scratch: Mutex<(Vec<*mut rd::rd_kafka_message_t>, TopicCache)>,
+    scratch: Mutex<(Vec<*mut rd::rd_kafka_message_t>, CopyCache)>,
     /// Keeps librdkafka alive until the queue is destroyed (fields drop after `drop` runs).
     _consumer: Arc<Consumer_>,
 }
@@ -107,7 +107,7 @@ impl BatchQueue {
             queue,
             target,
             ready,
-            scratch: Mutex::new((Vec::new(), TopicCache::default())),
+            scratch: Mutex::new((Vec::new(), CopyCache::default())),
             _consumer: consumer,
         })
     }

@@ -26,7 +26,7 @@ use super::{Ordering, SeekPosition};
 use crate::error_handler::ErrorDecision;
 use crate::listener::{Delivery, FirstPoll, ListenerContext, ListenerError, ListenerService, ListenerShared, Outcome};
 use crate::observability::{HandlingScope, Invocation, LocalStats};
-use crate::record::{RawMessage, Record, TopicCache, TopicPartition};
+use crate::record::{CopyCache, RawMessage, Record, TopicPartition};
 use crate::template::OutgoingRecord;
 use crate::transaction::ListenerTransactions;
 
@@ -893,7 +893,7 @@ impl Worker {
             .map(|c| crate::observability::LagSampler::start(spec.listener_id.clone(), Arc::downgrade(c)));
         let mut stream = self.consumer.stream();
         let mut buffer: Vec<Record> = Vec::with_capacity(spec.max_poll_records);
-        let mut topic_cache = TopicCache::default();
+        let mut copy_cache = CopyCache::default();
         let mut generation = self.state.generation.load(AtomicOrdering::Acquire);
         let mut last_commit = Instant::now();
         let mut since_commit = 0usize;
@@ -973,7 +973,7 @@ impl Worker {
                         }
                     }
                     let polled: Vec<RawMessage<'_>> = polled.iter().map(RawMessage::of).collect();
-                    crate::record::copy_messages(&polled, &mut topic_cache, &mut buffer);
+                    crate::record::copy_messages(&polled, &mut copy_cache, &mut buffer);
                 }
                 // Assigned partitions' records arrive here, a batch per call (the consumer queue above brings
                 // rebalances, errors, and records of partitions that could not be forwarded).

@@ -8,7 +8,7 @@ use tracing::field::{display, Empty};
 use tracing::{Instrument, Span};
 
 use super::metrics::{Invocation, ListenerMetrics, LocalStats};
-use super::trace_context::{context_for, TraceContext};
+use super::trace_context::HandlingTrace;
 use crate::listener::{ListenerError, Outcome};
 use crate::record::Record;
 
@@ -28,7 +28,7 @@ pub(crate) struct ListenerObserver {
 #[must_use]
 pub(crate) struct HandlingScope {
     span: Span,
-    context: TraceContext,
+    trace: HandlingTrace,
     // Per-record spans of a batch: open as long as the batch is handled.
     children: Vec<Span>,
 }
@@ -38,13 +38,13 @@ impl HandlingScope {
     /// handler polled once outside any future of the container's.
     pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         let _entered = self.span.enter();
-        self.context.clone().sync_scope(f)
+        self.trace.in_scope(f)
     }
 
     /// Runs `fut` inside the span with the context current.
     pub(crate) fn run<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
         use futures::FutureExt;
-        let HandlingScope { span, context, children } = self;
+        let HandlingScope { span, trace, children } = self;
         // A combinator, not an async block: the block would hold `fut` twice (captured and awaited), and this
         // wraps every record's handling.
         let inside = fut.instrument(span).map(move |out| {
@@ -52,7 +52,7 @@ impl HandlingScope {
             drop(children);
             out
         });
-        context.scope(inside)
+        trace.scope(inside)
     }
 }
 
@@ -61,7 +61,7 @@ impl ListenerObserver {
         ListenerObserver { metrics: ListenerMetrics::new(listener_id.clone()), listener_id, group_id }
     }
 
-    fn record_span(&self, record: &Record, context: &TraceContext, parent: Option<&Span>) -> Span {
+    fn record_span(&self, record: &Record, trace: &HandlingTrace, parent: Option<&Span>) -> Span {
         let span = match parent {
             None => tracing::info_span!(
                 "spate.listener.record",
@@ -85,8 +85,9 @@ impl ListenerObserver {
                 span_id = Empty,
             ),
         };
-        // Formatting ids costs only when a subscriber wants the span.
+        // Drawing and formatting ids costs only when a subscriber wants the span.
         if !span.is_disabled() {
+            let context = trace.get();
             span.record("trace_id", display(context.trace_id()));
             span.record("span_id", display(context.span_id()));
         }
@@ -95,15 +96,15 @@ impl ListenerObserver {
 
     /// The scope of one record: a child of its `traceparent` (or a new trace).
     pub(crate) fn record_scope(&self, record: &Record) -> HandlingScope {
-        let context = context_for(record.headers());
-        let span = self.record_span(record, &context, None);
-        HandlingScope { span, context, children: Vec::new() }
+        let trace = HandlingTrace::for_headers(record.headers());
+        let span = self.record_span(record, &trace, None);
+        HandlingScope { span, trace, children: Vec::new() }
     }
 
     /// The scope of a batch: a new trace for the batch span (a batch has no single parent, as in OpenTelemetry's
     /// batch processing), with one child span per record carrying that record's own trace id.
     pub(crate) fn batch_scope(&self, records: &[Record]) -> HandlingScope {
-        let context = TraceContext::new_root();
+        let trace = HandlingTrace::new_root();
         let span = tracing::info_span!(
             "spate.listener.batch",
             listener_id = &*self.listener_id,
@@ -114,20 +115,21 @@ impl ListenerObserver {
         );
         let mut children = Vec::new();
         if !span.is_disabled() {
+            let context = trace.get();
             span.record("trace_id", display(context.trace_id()));
             span.record("span_id", display(context.span_id()));
             children.reserve(records.len());
             for r in records {
-                let ctx = context_for(r.headers());
-                children.push(self.record_span(r, &ctx, Some(&span)));
+                let record_trace = HandlingTrace::for_headers(r.headers());
+                children.push(self.record_span(r, &record_trace, Some(&span)));
             }
         } else {
             // Still count invalid headers, as for record listeners.
             for r in records {
-                let _ = context_for(r.headers());
+                let _ = HandlingTrace::for_headers(r.headers());
             }
         }
-        HandlingScope { span, context, children }
+        HandlingScope { span, trace, children }
     }
 
     /// An invocation of the listener service begins.

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 
@@ -294,17 +295,79 @@ impl TraceContext {
     /// # }
     /// ```
     pub fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(HandlingTrace::resolved(self), fut)
+    }
+}
+
+/// The trace context of one record's (or batch's) handling, made when first asked for: a child of the record's
+/// `traceparent`, else a new trace. Most handlers neither send nor run under a subscriber that wants their span,
+/// so most records never need the ids drawn; the parse still happens for every record (an invalid header is
+/// counted).
+pub(crate) struct HandlingTrace {
+    parent: Option<TraceContext>,
+    current: OnceLock<TraceContext>,
+}
+
+impl HandlingTrace {
+    /// The trace of handling a record with these headers.
+    pub(crate) fn for_headers(headers: &Headers) -> Self {
+        let parent = match TraceContext::from_headers(headers) {
+            Ok(parent) => parent,
+            Err(e) => {
+                tracing::debug!(error = %e, "invalid traceparent header ignored");
+                super::metrics::invalid_trace_context();
+                None
+            }
+        };
+        HandlingTrace { parent, current: OnceLock::new() }
+    }
+
+    /// A new trace (a batch has no single parent).
+    pub(crate) fn new_root() -> Self {
+        HandlingTrace { parent: None, current: OnceLock::new() }
+    }
+
+    fn resolved(context: TraceContext) -> Self {
+        HandlingTrace { parent: None, current: OnceLock::from(context) }
+    }
+
+    /// The context, drawn on first use.
+    pub(crate) fn get(&self) -> &TraceContext {
+        self.current.get_or_init(|| match &self.parent {
+            Some(parent) => parent.child(),
+            None => TraceContext::new_root(),
+        })
+    }
+
+    /// Runs `fut` with this trace current.
+    pub(crate) fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
         CURRENT.scope(self, fut)
     }
 
-    /// Runs `f` with this context current (for code that polls a handler outside a future).
-    pub(crate) fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
-        CURRENT.sync_scope(self, f)
+    /// Runs `f` with this trace current, for code that polls a handler outside a future. A scoped thread-local
+    /// holds a reference for the call: nothing is moved in and out, and the trace drawn inside is kept for the
+    /// handling's continuation.
+    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        SYNC_CURRENT.set(self, f)
     }
 }
 
 tokio::task_local! {
-    static CURRENT: TraceContext;
+    static CURRENT: HandlingTrace;
+}
+
+scoped_tls::scoped_thread_local!(static SYNC_CURRENT: HandlingTrace);
+
+/// Calls `f` with the current context. The task-local wins over the synchronous scope: a scope a handler opens
+/// inside its first poll is nested in the container's.
+fn with_current<R>(f: impl FnOnce(&TraceContext) -> R) -> Option<R> {
+    if CURRENT.try_with(|_| ()).is_ok() {
+        CURRENT.try_with(|t| f(t.get())).ok()
+    } else if SYNC_CURRENT.is_set() {
+        Some(SYNC_CURRENT.with(|t| f(t.get())))
+    } else {
+        None
+    }
 }
 
 /// The trace context of the code running now: inside a listener's handler, the context of the record being
@@ -312,7 +375,7 @@ tokio::task_local! {
 /// `None`. It is a tokio task-local, so a task spawned from a handler starts without one (pass it on with
 /// `current_trace().unwrap().scope(fut)`).
 pub fn current_trace() -> Option<TraceContext> {
-    CURRENT.try_with(TraceContext::clone).ok()
+    with_current(TraceContext::clone)
 }
 
 /// The `traceparent` of a record about to be sent, unless it already has one: a child of the current context,
@@ -321,25 +384,8 @@ pub(crate) fn inject_for_send(headers: &mut Headers) {
     if headers.get(TRACEPARENT).is_some() {
         return;
     }
-    let ctx = match CURRENT.try_with(TraceContext::child) {
-        Ok(c) => c,
-        Err(_) => TraceContext::new_root(),
-    };
+    let ctx = with_current(TraceContext::child).unwrap_or_else(TraceContext::new_root);
     ctx.inject(headers);
-}
-
-/// The context for handling a record: a child of its valid `traceparent`, else a new trace. Invalid headers are
-/// logged at debug level and counted.
-pub(crate) fn context_for(headers: &Headers) -> TraceContext {
-    match TraceContext::from_headers(headers) {
-        Ok(Some(parent)) => parent.child(),
-        Ok(None) => TraceContext::new_root(),
-        Err(e) => {
-            tracing::debug!(error = %e, "invalid traceparent header ignored");
-            super::metrics::invalid_trace_context();
-            TraceContext::new_root()
-        }
-    }
 }
 
 #[cfg(test)]
@@ -452,5 +498,42 @@ mod tests {
         own.insert(TRACEPARENT, VALID);
         inject_for_send(&mut own);
         assert_eq!(own.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_handling_trace_is_drawn_once_and_kept_from_the_first_poll_into_the_continuation() {
+        let trace = HandlingTrace::for_headers(&Headers::new());
+        let first = trace.in_scope(current_trace).unwrap();
+        let mut sent = Headers::new();
+        trace.in_scope(|| inject_for_send(&mut sent));
+        assert_eq!(TraceContext::from_headers(&sent).unwrap().unwrap().trace_id(), first.trace_id());
+        let later = trace.scope(async { current_trace() }).await.unwrap();
+        assert_eq!(later, first);
+        assert!(current_trace().is_none());
+    }
+
+    #[test]
+    fn a_record_with_a_traceparent_is_handled_in_a_child_of_it() {
+        let mut h = Headers::new();
+        h.insert(TRACEPARENT, VALID);
+        let parent = TraceContext::parse(VALID).unwrap();
+        let current = HandlingTrace::for_headers(&h).in_scope(current_trace).unwrap();
+        assert_eq!(current.trace_id(), parent.trace_id());
+        assert_ne!(current.span_id(), parent.span_id());
+    }
+
+    #[tokio::test]
+    async fn a_scope_a_handler_opens_inside_its_first_poll_wins_over_the_containers() {
+        let own = TraceContext::new_root();
+        let trace = HandlingTrace::for_headers(&Headers::new());
+        let seen = trace.in_scope(|| {
+            let mut inner = std::pin::pin!(own.clone().scope(async { current_trace() }));
+            let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+            match inner.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(seen) => seen,
+                std::task::Poll::Pending => None,
+            }
+        });
+        assert_eq!(seen, Some(own));
     }
 }
