@@ -583,3 +583,65 @@ async fn a_header_name_that_is_not_utf8_is_delivered_replaced_and_the_consumer_g
     assert_eq!(seen.wait_for(2, WAIT).await, vec!["first:\u{FFFD}k", "second:ok"]);
     app.shutdown().await;
 }
+
+/// What a raw-record listener saw: offset, key, value, headers.
+type Consumed = (i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Option<Vec<u8>>)>);
+
+#[kafka_listener(topics = "mixed-records", id = "mixed-records")]
+async fn on_mixed(record: Record, State(seen): State<Seen<Consumed>>) {
+    let headers = record.headers().iter().map(|(name, value)| (name.to_string(), value.map(<[u8]>::to_vec))).collect();
+    seen.push((record.offset(), record.key().map(|k| k.to_vec()), record.value().map(|v| v.to_vec()), headers));
+}
+
+/// Records of one poll share copy buffers of up to 64 KiB: keys, values and headers of every record come out
+/// intact whatever their shape — null keys and values, empty values, null and repeated header values, a record
+/// larger than a buffer between small ones, and enough bytes to fill several buffers.
+#[tokio::test]
+async fn records_of_every_shape_come_out_of_the_shared_copy_buffers_intact() {
+    let broker = EmbeddedBroker::builder().topic("mixed-records", 1).start().await.unwrap();
+    // Without the traceparent a template adds, every record's headers are the test's own.
+    let producing = broker.app().set("kafka.template.observation_enabled", false).start().await.unwrap();
+    let template: spate::KafkaTemplate<Option<String>, Option<Vec<u8>>> =
+        spate::KafkaTemplate::new(producing.producer_factory());
+    let mut expected: Vec<Consumed> = Vec::new();
+    let mut sends = Vec::new();
+    for i in 0..300i64 {
+        let key = (i % 7 != 0).then(|| format!("key-{i}"));
+        let value = match i {
+            50 => None,
+            51 => Some(Vec::new()),
+            52 => Some(vec![b'L'; 100 * 1024]),
+            i if i < 50 => Some(format!("small-{i}").into_bytes()),
+            i => Some(vec![(i % 251) as u8; 1024]),
+        };
+        let mut headers = Headers::new();
+        let mut listed = Vec::new();
+        if i % 3 == 0 {
+            headers.insert("n", i.to_string()).insert_null("null").insert("n", "again");
+            listed = vec![
+                ("n".to_string(), Some(i.to_string().into_bytes())),
+                ("null".to_string(), None),
+                ("n".to_string(), Some(b"again".to_vec())),
+            ];
+        }
+        expected.push((i, key.as_ref().map(|k| k.clone().into_bytes()), value.clone(), listed));
+        let record = spate::ProducerRecord::new("mixed-records", value).partition(0).headers(headers);
+        let record = match key {
+            Some(k) => record.key(Some(k)),
+            None => record,
+        };
+        sends.push(template.send_record(record));
+    }
+    for s in futures::future::join_all(sends).await {
+        s.unwrap();
+    }
+    producing.shutdown().await;
+    let seen = Seen::<Consumed>::default();
+    let app = broker.app().state(seen.clone()).listener(on_mixed::definition()).start().await.unwrap();
+    let got = seen.wait_for(300, WAIT).await;
+    app.shutdown().await;
+    assert_eq!(got.len(), expected.len());
+    for (got, expected) in got.iter().zip(&expected) {
+        assert_eq!(got, expected, "record at offset {}", expected.0);
+    }
+}

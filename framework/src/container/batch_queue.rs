@@ -81,7 +81,7 @@ pub(crate) struct BatchQueue {
     queue: QueuePtr,
     target: Arc<ForwardTarget>,
     ready: Arc<Notify>,
-    /// Reused between calls: the message pointers of one call, and the topic names of the last.
+    /// Reused between calls: the message pointers of one call, and what copying keeps between polls.
     scratch: Mutex<(Vec<*mut rd::rd_kafka_message_t>, CopyCache)>,
     /// Keeps librdkafka alive until the queue is destroyed (fields drop after `drop` runs).
     _consumer: Arc<Consumer_>,
@@ -128,7 +128,7 @@ impl BatchQueue {
     pub(crate) fn take(&self, max: usize, out: &mut Vec<Record>) -> usize {
         let max = max.max(1);
         let mut scratch = self.scratch.lock();
-        let (slots, topic) = &mut *scratch;
+        let (slots, copies) = &mut *scratch;
         slots.clear();
         slots.reserve(max);
         // SAFETY: `slots` has room for `max` pointers; librdkafka writes `n` of them.
@@ -140,14 +140,11 @@ impl BatchQueue {
         // SAFETY: librdkafka initialised the first `n` slots.
         unsafe { slots.set_len(n) };
         let taken = Taken(slots);
-        let mut messages = Vec::with_capacity(n);
-        for &ptr in taken.0.iter() {
-            // SAFETY: returned by librdkafka, destroyed only when `taken` drops, after the copy.
-            let Some(m) = (unsafe { RawMessage::from_ptr(ptr) }) else {
-                continue;
-            };
+        // SAFETY: each pointer was returned by librdkafka and is destroyed only when `taken` drops, after the copy.
+        let messages = taken.0.iter().filter_map(|&ptr| unsafe { RawMessage::from_ptr(ptr) });
+        for m in messages.clone() {
             match m.error() {
-                rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => messages.push(m),
+                rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {}
                 rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => {}
                 err => {
                     let error = rdkafka::error::RDKafkaErrorCode::from(err);
@@ -155,7 +152,8 @@ impl BatchQueue {
                 }
             }
         }
-        copy_messages(&messages, topic, out);
+        let records = messages.filter(|m| m.error() == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
+        copy_messages(records, copies, out);
         n
     }
 }

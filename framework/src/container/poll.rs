@@ -28,13 +28,41 @@ impl Poll {
         Some(records)
     }
 
-    /// Each record of the poll, in order.
-    pub(crate) fn each(poll: &Arc<Poll>) -> impl Iterator<Item = PolledRecord> + '_ {
-        (0..poll.records.len()).map(|index| PolledRecord { poll: poll.clone(), index })
+    /// Each record of the poll, in order, borrowed (a record handled on its first poll never takes a reference
+    /// count of its own).
+    pub(crate) fn each(poll: &Arc<Poll>) -> impl Iterator<Item = PollSlot<'_>> {
+        (0..poll.records.len()).map(move |index| PollSlot { poll, index })
     }
 }
 
-/// One record of a [`Poll`]; dereferences to the record.
+/// One record of a [`Poll`], borrowed; dereferences to the record.
+#[derive(Clone, Copy)]
+pub(crate) struct PollSlot<'a> {
+    poll: &'a Arc<Poll>,
+    index: usize,
+}
+
+impl PollSlot<'_> {
+    /// A delivery of this record with the poll's context.
+    pub(crate) fn delivery(self) -> Delivery {
+        Delivery::polled(self.poll.clone(), self.index)
+    }
+
+    /// The record, kept beyond the loop over its poll (its handling goes on, or a lane handles it).
+    pub(crate) fn to_owned(self) -> PolledRecord {
+        PolledRecord { poll: self.poll.clone(), index: self.index }
+    }
+}
+
+impl std::ops::Deref for PollSlot<'_> {
+    type Target = Record;
+
+    fn deref(&self) -> &Record {
+        &self.poll.records[self.index]
+    }
+}
+
+/// One record of a [`Poll`], holding the poll; dereferences to the record.
 #[derive(Clone)]
 pub(crate) struct PolledRecord {
     poll: Arc<Poll>,
@@ -42,9 +70,8 @@ pub(crate) struct PolledRecord {
 }
 
 impl PolledRecord {
-    /// A delivery of this record with the poll's context.
-    pub(crate) fn delivery(&self) -> Delivery {
-        Delivery::polled(self.poll.clone(), self.index)
+    pub(crate) fn slot(&self) -> PollSlot<'_> {
+        PollSlot { poll: &self.poll, index: self.index }
     }
 }
 
@@ -69,9 +96,9 @@ mod tests {
     #[test]
     fn a_polled_record_delivers_its_own_record_with_the_polls_context() {
         let p = poll(3);
-        let second = Poll::each(&p).nth(1).unwrap();
+        let second = Poll::each(&p).nth(1).unwrap().to_owned();
         assert_eq!(second.offset(), 1);
-        let d = second.delivery();
+        let d = second.slot().delivery();
         assert_eq!(d.records().len(), 1);
         assert_eq!(d.records()[0].value().unwrap().as_ref(), b"v1");
         assert!(!d.is_batch());

@@ -20,7 +20,7 @@ use tower::{Service, ServiceExt};
 use super::batch_queue::BatchQueue;
 use super::context::tpl_of;
 use super::offsets::CommitPosition;
-use super::poll::{Poll, PolledRecord};
+use super::poll::{Poll, PollSlot, PolledRecord};
 use super::{Ack, AckMode, Command, ConsumerState, ContainerContext, ContainerEvent, ContainerSpec, OffsetTracker};
 use super::{Ordering, SeekPosition};
 use crate::error_handler::ErrorDecision;
@@ -92,15 +92,15 @@ async fn handle_one(
     handler: &Handler,
     svc: &mut ListenerService,
     stats: &mut LocalStats,
-    record: PolledRecord,
+    record: PollSlot<'_>,
     begun: bool,
 ) -> Handled {
     let scope = handler.observe.record_scope(&record);
     let first =
-        std::future::poll_fn(|cx| std::task::Poll::Ready(handler.begin(svc, &record, begun, &scope, stats, cx))).await;
+        std::future::poll_fn(|cx| std::task::Poll::Ready(handler.begin(svc, record, begun, &scope, stats, cx))).await;
     match first {
         Begun::Done => Handled::Done,
-        Begun::Continue(first) => scope.run(handler.handle_record(svc, record, first)).await,
+        Begun::Continue(first) => scope.run(handler.handle_record(svc, record.to_owned(), first)).await,
     }
 }
 
@@ -149,10 +149,10 @@ impl Handler {
     }
 
     /// A delivery of one polled record: the poll's, or in manual ack modes a copy with an `Ack` of its own.
-    fn delivery(&self, record: &PolledRecord) -> Delivery {
+    fn delivery(&self, record: PollSlot<'_>) -> Delivery {
         if self.manual() {
             let ctx = self.context(|| vec![(record.topic_arc().clone(), record.partition(), record.offset())]);
-            Delivery::record(Record::clone(record), ctx)
+            Delivery::record(Record::clone(&record), ctx)
         } else {
             record.delivery()
         }
@@ -267,7 +267,7 @@ impl Handler {
     fn begin(
         &self,
         svc: &mut ListenerService,
-        record: &PolledRecord,
+        record: PollSlot<'_>,
         begun: bool,
         scope: &HandlingScope,
         stats: &mut LocalStats,
@@ -296,18 +296,18 @@ impl Handler {
         };
         match result {
             Ok(outcome) if outcome.reply.is_none() => {
-                self.observe.succeeded_local(stats, record, invocation);
+                self.observe.succeeded_local(stats, &record, invocation);
                 if self.manual() {
                     // Completed when acknowledged.
                 } else if begun {
-                    self.complete(std::slice::from_ref(&**record));
+                    self.complete(std::slice::from_ref(&*record));
                 } else {
                     self.tracker.lock().handled(record.topic_arc(), record.partition(), record.offset());
                 }
                 Begun::Done
             }
             other => {
-                self.observe.invoked(invocation, std::slice::from_ref(&**record), Some(&other));
+                self.observe.invoked(invocation, std::slice::from_ref(&*record), Some(&other));
                 in_flight();
                 Begun::Continue(FirstAttempt::Completed(other))
             }
@@ -378,7 +378,7 @@ impl Handler {
                 let called = match first.take() {
                     Some(FirstAttempt::Completed(result)) => Some(result),
                     Some(FirstAttempt::Waiting(call, invocation)) => self.finish_call(call, invocation, one).await,
-                    Some(FirstAttempt::NotBegun) | None => self.call(svc, self.delivery(&polled), one).await,
+                    Some(FirstAttempt::NotBegun) | None => self.call(svc, self.delivery(polled.slot()), one).await,
                 };
                 match called {
                     None => None,
@@ -573,7 +573,7 @@ impl Lanes {
                 let mut stats = LocalStats::new();
                 while let Some((record, permit)) = rx.recv().await {
                     // Begun when dispatched: completions may come out of order.
-                    let _ = handle_one(&h, &mut svc, &mut stats, record, true).await;
+                    let _ = handle_one(&h, &mut svc, &mut stats, record.slot(), true).await;
                     if rx.is_empty() {
                         h.observe.publish(&mut stats);
                     }
@@ -972,8 +972,7 @@ impl Worker {
                             _ => break,
                         }
                     }
-                    let polled: Vec<RawMessage<'_>> = polled.iter().map(RawMessage::of).collect();
-                    crate::record::copy_messages(&polled, &mut copy_cache, &mut buffer);
+                    crate::record::copy_messages(polled.iter().map(RawMessage::of), &mut copy_cache, &mut buffer);
                 }
                 // Assigned partitions' records arrive here, a batch per call (the consumer queue above brings
                 // rebalances, errors, and records of partitions that could not be forwarded).
@@ -1031,7 +1030,7 @@ impl Worker {
                             continue;
                         }
                         handler.tracker.lock().begin(r.topic_arc(), r.partition(), r.offset());
-                        l.dispatch(r).await;
+                        l.dispatch(r.to_owned()).await;
                     }
                 } else {
                     for r in Poll::each(&poll) {

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::ffi::CStr;
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -137,6 +138,8 @@ pub(crate) struct CopyCache {
     handle: usize,
     name: Option<Arc<str>>,
     buffers: Arc<BufferPool>,
+    /// Scratch: the records of the buffer being filled.
+    pending: Vec<Pending>,
 }
 
 /// Shared buffers given back when their last record is dropped. Freeing a 64 KiB block makes glibc's allocator
@@ -209,82 +212,110 @@ impl CopyCache {
     }
 }
 
+/// Key and value bytes of a message (its headers are not known before librdkafka parses them).
+fn body_len(m: RawMessage<'_>) -> usize {
+    m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len)
+}
+
 fn message_bytes(m: RawMessage<'_>, headers: RawHeaders<'_>) -> usize {
     let headers: usize = headers.map(|(n, v)| n.len() + v.map_or(0, <[u8]>::len)).sum();
-    m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len) + headers
+    body_len(m) + headers
+}
+
+/// A record whose bytes are in the buffer being filled: ranges, until the buffer is shared.
+struct Pending {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+    timestamp_type: TimestampType,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+    /// Its entries in the buffer's header list.
+    headers: Range<usize>,
 }
 
 /// Copies the messages of one poll out of librdkafka's buffers into records, appended to `out`. Keys, values and
 /// headers of consecutive messages are copied into shared buffers of up to [`SHARED_BUFFER`] bytes, so a poll
 /// costs a few allocations instead of several per record.
-pub(crate) fn copy_messages(msgs: &[RawMessage<'_>], cache: &mut CopyCache, out: &mut Vec<Record>) {
+///
+/// One pass: each message's headers are asked for once (librdkafka parses a message without headers again on
+/// every call), and nothing is allocated per poll but the buffers and their header lists; scratch space lives
+/// in `cache`. Allocations of a kilobyte or more are not only slow: with small blocks freed (librdkafka frees
+/// several per message), each makes glibc's allocator consolidate its free lists.
+pub(crate) fn copy_messages<'a, I>(msgs: I, cache: &mut CopyCache, out: &mut Vec<Record>)
+where
+    I: Iterator<Item = RawMessage<'a>> + Clone,
+{
     // Handles are only trusted within one poll.
     cache.handle = 0;
-    out.reserve(msgs.len());
-    let headers: Vec<RawHeaders<'_>> = msgs.iter().map(|m| m.headers()).collect();
-    let mut start = 0;
-    while start < msgs.len() {
-        let (mut end, mut size) = (start, 0);
-        while end < msgs.len() {
-            let n = message_bytes(msgs[end], headers[end]);
-            if end > start && size + n > SHARED_BUFFER {
-                break;
-            }
-            size += n;
-            end += 1;
+    let (count, mut remaining) = msgs.clone().fold((0, 0), |(n, bytes), m| (n + 1, bytes + body_len(m)));
+    out.reserve(count);
+    let mut pending = std::mem::take(&mut cache.pending);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut headers = HeaderList::default();
+    for m in msgs {
+        let h = m.headers();
+        let n = message_bytes(m, h);
+        remaining -= body_len(m);
+        if buf.len() + n > buf.capacity() {
+            share(cache, &mut pending, std::mem::take(&mut buf), std::mem::take(&mut headers), out);
+            // Sized for the rest of the poll, up to a shared buffer; a larger message gets one of its own.
+            buf = cache.buffers.take((n + remaining).min(SHARED_BUFFER).max(n));
         }
-        let mut buf = cache.buffers.take(size);
-        for (&m, &h) in msgs[start..end].iter().zip(&headers[start..end]) {
-            buf.extend_from_slice(m.key().unwrap_or_default());
-            buf.extend_from_slice(m.payload().unwrap_or_default());
-            for (name, value) in h {
-                buf.extend_from_slice(&name);
-                buf.extend_from_slice(value.unwrap_or_default());
-            }
-        }
-        let buf = match buf.capacity() {
-            SHARED_BUFFER => Bytes::from_owner(PooledBuffer { data: buf, pool: Arc::downgrade(&cache.buffers) }),
-            _ => Bytes::from(buf),
+        let mut copy = |bytes: &[u8]| {
+            let at = buf.len();
+            buf.extend_from_slice(bytes);
+            at..buf.len()
         };
-        let mut at = 0;
-        let mut take = |len: usize| {
-            let range = at..at + len;
-            at += len;
-            range
+        let (timestamp, timestamp_type) = m.timestamp();
+        let key = m.key().map(&mut copy);
+        let value = m.payload().map(&mut copy);
+        let first_header = headers.len();
+        for (name, value) in h {
+            let name = copy(&name);
+            headers.push_shared(name, value.map(&mut copy));
+        }
+        pending.push(Pending {
+            topic: cache.get(m),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp,
+            timestamp_type,
+            key,
+            value,
+            headers: first_header..headers.len(),
+        });
+    }
+    share(cache, &mut pending, buf, headers, out);
+    cache.pending = pending;
+}
+
+/// Shares a filled buffer (and its header list) between the records in it, appended to `out`.
+fn share(cache: &CopyCache, pending: &mut Vec<Pending>, buf: Vec<u8>, headers: HeaderList, out: &mut Vec<Record>) {
+    if pending.is_empty() {
+        return;
+    }
+    let buf = match buf.capacity() {
+        SHARED_BUFFER => Bytes::from_owner(PooledBuffer { data: buf, pool: Arc::downgrade(&cache.buffers) }),
+        _ => Bytes::from(buf),
+    };
+    let list = (headers.len() > 0).then(|| Arc::new(headers.with_buffer(buf.clone())));
+    for p in pending.drain(..) {
+        let headers = match &list {
+            Some(list) if !p.headers.is_empty() => Headers::view(list.clone(), p.headers.start, p.headers.end),
+            _ => Headers::new(),
         };
-        let first = out.len();
-        let mut list: Option<HeaderList> = None;
-        let mut views: Vec<(usize, usize)> = Vec::with_capacity(end - start);
-        for (&m, &h) in msgs[start..end].iter().zip(&headers[start..end]) {
-            let (timestamp, timestamp_type) = m.timestamp();
-            let key = m.key().map(|k| buf.slice(take(k.len())));
-            let value = m.payload().map(|v| buf.slice(take(v.len())));
-            let from = list.as_ref().map_or(0, HeaderList::len);
-            for (n, v) in h {
-                let list = list.get_or_insert_with(|| HeaderList::in_buffer(buf.clone(), end - start));
-                list.push_shared(take(n.len()), v.map(|v| take(v.len())));
-            }
-            views.push((from, list.as_ref().map_or(0, HeaderList::len)));
-            out.push(Record {
-                topic: cache.get(m),
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp,
-                timestamp_type,
-                key,
-                value,
-                headers: Headers::new(),
-            });
-        }
-        if let Some(list) = list {
-            let list = Arc::new(list);
-            for (r, (from, to)) in out[first..].iter_mut().zip(views) {
-                if from < to {
-                    r.headers = Headers::view(list.clone(), from, to);
-                }
-            }
-        }
-        start = end;
+        out.push(Record {
+            topic: p.topic,
+            partition: p.partition,
+            offset: p.offset,
+            timestamp: p.timestamp,
+            timestamp_type: p.timestamp_type,
+            key: p.key.map(|r| buf.slice(r)),
+            value: p.value.map(|r| buf.slice(r)),
+            headers,
+        });
     }
 }
 

@@ -63,12 +63,13 @@ fn bytes<'a>(buf: &'a Bytes, part: &'a Part) -> &'a [u8] {
 }
 
 impl HeaderList {
-    /// A list of consumed headers in `buf`; the copy step adds them with [`push_shared`](Self::push_shared).
-    pub(crate) fn in_buffer(buf: Bytes, capacity: usize) -> Self {
-        HeaderList { buf, entries: Vec::with_capacity(capacity) }
+    /// The list of consumed headers, once their buffer is filled: the copy step adds them with
+    /// [`push_shared`](Self::push_shared) while it fills the buffer.
+    pub(crate) fn with_buffer(self, buf: Bytes) -> Self {
+        HeaderList { buf, ..self }
     }
 
-    /// Adds a header whose name (UTF-8) and value are these ranges of the buffer.
+    /// Adds a header whose name (UTF-8) and value are these ranges of the (future) buffer.
     pub(crate) fn push_shared(&mut self, name: Range<usize>, value: Option<Range<usize>>) {
         self.entries.push(Header { name: Part::Shared(name), value: value.map(Part::Shared) });
     }
@@ -225,11 +226,11 @@ mod tests {
 
     /// Headers `a=1`, `b=2`, `c` (null) in one consumed buffer.
     fn consumed() -> Arc<HeaderList> {
-        let mut list = HeaderList::in_buffer(Bytes::from_static(b"a1b2c"), 3);
+        let mut list = HeaderList::default();
         list.push_shared(0..1, Some(1..2));
         list.push_shared(2..3, Some(3..4));
         list.push_shared(4..5, None);
-        Arc::new(list)
+        Arc::new(list.with_buffer(Bytes::from_static(b"a1b2c")))
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl Record {
     /// Copies a message out of librdkafka's buffer.
     pub(crate) fn from_message(msg: &BorrowedMessage<'_>) -> Self {
         let mut out = Vec::with_capacity(1);
-        copy_messages(&[RawMessage::of(msg)], &mut copy::CopyCache::default(), &mut out);
+        copy_messages(std::iter::once(RawMessage::of(msg)), &mut copy::CopyCache::default(), &mut out);
         // One message in, one record out.
         out.pop().unwrap_or_else(|| Record::new(msg.topic(), msg.partition(), msg.offset()))
     }
