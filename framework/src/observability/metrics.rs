@@ -168,9 +168,13 @@ pub(crate) struct Invocation {
 }
 
 impl Invocation {
-    fn elapsed(&self) -> Duration {
+    fn elapsed_nanos(&self) -> u64 {
         let clock = clock();
-        clock.delta(self.started, clock.raw())
+        clock.delta_as_nanos(self.started, clock.raw())
+    }
+
+    fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.elapsed_nanos())
     }
 }
 
@@ -281,7 +285,7 @@ impl ListenerMetrics {
 
     /// A successful invocation of one record, counted in `stats` until [`publish`](Self::publish).
     pub(crate) fn success_local(&self, stats: &mut LocalStats, topic: &Arc<str>, inv: Invocation) {
-        let elapsed = inv.elapsed();
+        let elapsed = inv.elapsed_nanos();
         let same = |t: &LocalTopic| Arc::ptr_eq(&t.handles.topic, topic) || t.handles.topic == *topic;
         let i = match stats.topics.get(stats.last) {
             Some(t) if same(t) => stats.last,
@@ -297,7 +301,7 @@ impl ListenerMetrics {
         stats.last = i;
         let t = &mut stats.topics[i];
         t.success += 1;
-        t.seconds.record(elapsed);
+        t.seconds.record_nanos(elapsed);
     }
 
     /// Adds what `stats` gathered to the shared series and empties it.
