@@ -1,8 +1,9 @@
 //! Records/s through a `#[kafka_listener]` (concurrency 1 and 4) against a bare rdkafka `StreamConsumer` loop on the
-//! same topic, both against the bundled broker in-process. Run: `cargo bench -p spate --bench listener_throughput`
-//! (`BENCH_RECORDS`, `BENCH_ROUNDS` to change the size; `BENCH_ONLY=listener|bare` and `BENCH_CONCURRENCY=1` to
-//! run one side for profiling). Time is measured from the first record received to the
-//! last, so group joins are not counted.
+//! same topic, both against the bundled broker in-process (on a runtime of its own). Run:
+//! `cargo bench -p spate --bench listener_throughput` (`BENCH_RECORDS`, `BENCH_ROUNDS` to change the size;
+//! `BENCH_ONLY=listener|bare`, `BENCH_CONCURRENCY=1` and `BENCH_TOPIC=bench|bench-traced` to run one side for
+//! profiling). Time and the process's CPU time are measured from the first record received to the last, so group
+//! joins are not counted.
 
 #[global_allocator]
 static ALLOC: spate_broker::protocol::decode_guard::GuardedAllocator =
@@ -23,16 +24,36 @@ use spate::{kafka_listener, Bytes, KafkaTemplate, State};
 const TOPICS: [(&str, &str); 2] = [("bench", "no headers"), ("bench-traced", "traceparent header")];
 const PARTITIONS: i32 = 4;
 
-/// Counts records; remembers when the first and the target-th arrived. One `Arc`, as application state usually is:
-/// `State<T>` clones it for every record.
+/// Counts records; remembers when the first and the target-th arrived, and the process's CPU time then. One
+/// `Arc`, as application state usually is: `State<T>` clones it for every record.
 #[derive(Clone)]
 struct Counter(Arc<Counts>);
 
 struct Counts {
     n: AtomicU64,
-    first: OnceLock<Instant>,
-    done: OnceLock<Instant>,
+    first: OnceLock<(Instant, Duration)>,
+    done: OnceLock<(Instant, Duration)>,
     target: u64,
+}
+
+/// CPU time of the whole process so far (broker, librdkafka's threads and the consumers alike).
+fn process_cpu() -> Duration {
+    // SAFETY: `getrusage` fills the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// What one run measured.
+#[derive(Clone, Copy)]
+struct Run {
+    records_per_second: f64,
+    /// Process CPU time per record, in microseconds: what the run costs when the machine is busy.
+    cpu_micros_per_record: f64,
 }
 
 impl Counter {
@@ -42,21 +63,26 @@ impl Counter {
     fn record(&self, bytes: usize) {
         std::hint::black_box(bytes);
         let c = &self.0;
-        let _ = c.first.get_or_init(Instant::now);
+        let _ = c.first.get_or_init(|| (Instant::now(), process_cpu()));
         if c.n.fetch_add(1, Ordering::Relaxed) + 1 == c.target {
-            let _ = c.done.set(Instant::now());
+            let _ = c.done.set((Instant::now(), process_cpu()));
         }
     }
     fn is_done(&self) -> bool {
         self.0.done.get().is_some()
     }
-    async fn wait(&self) -> f64 {
+    async fn wait(&self) -> Run {
         while !self.is_done() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let c = &self.0;
-        let (Some(a), Some(b)) = (c.first.get(), c.done.get()) else { return 0.0 };
-        c.target as f64 / (*b - *a).as_secs_f64()
+        let (Some((t0, cpu0)), Some((t1, cpu1))) = (c.first.get(), c.done.get()) else {
+            return Run { records_per_second: 0.0, cpu_micros_per_record: 0.0 };
+        };
+        Run {
+            records_per_second: c.target as f64 / (*t1 - *t0).as_secs_f64(),
+            cpu_micros_per_record: (*cpu1 - *cpu0).as_secs_f64() * 1e6 / c.target as f64,
+        }
     }
 }
 
@@ -65,7 +91,7 @@ async fn bench_listener(value: Bytes, State(c): State<Counter>) {
     c.record(value.len());
 }
 
-async fn framework_run(broker: &EmbeddedBroker, topic: &str, concurrency: usize, target: u64, round: usize) -> f64 {
+async fn framework_run(broker: &EmbeddedBroker, topic: &str, concurrency: usize, target: u64, round: usize) -> Run {
     let counter = Counter::new(target);
     let app = broker
         .app()
@@ -99,16 +125,20 @@ async fn bare_run(
     target: u64,
     round: usize,
     mode: Bare,
-) -> f64 {
+) -> Run {
     let counter = Counter::new(target);
     let group = format!("bare-{topic}-{concurrency}-{round}-{}", mode as u8);
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
+        // The group settings `EmbeddedBroker::app()` gives the listener's consumers.
         let consumer: StreamConsumer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", broker.bootstrap_servers())
             .set("group.id", &group)
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .set("fetch.wait.max.ms", "50")
             // The listener container's default (see config.rs): without it librdkafka 2.4+ waits a second before
             // refetching once its queue is drained, and the comparison would measure that stall, not the loop.
             .set("fetch.queue.backoff.ms", "10")
@@ -148,23 +178,46 @@ async fn bare_run(
     rate
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+/// The median of each measure on its own.
+fn median(runs: Vec<Run>) -> Run {
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    Run {
+        records_per_second: mid(runs.iter().map(|r| r.records_per_second).collect()),
+        cpu_micros_per_record: mid(runs.iter().map(|r| r.cpu_micros_per_record).collect()),
+    }
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+fn main() {
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
     }
-    let records: u64 = std::env::var("BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(400_000);
-    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let mut builder = EmbeddedBroker::builder();
+    // The broker runs on a runtime of its own, as it would in a process of its own: its tasks do not take turns
+    // with the consumers' on the same worker threads, and a profile tells the two apart by thread name.
+    let broker_runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("bench-broker")
+        .enable_all()
+        .build()
+        .expect("broker runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    // Every consumer of a run joins its group's first generation (Kafka's default delay is 3 s; the test broker's
+    // is none): otherwise the first to join takes every partition, the clock starts, and the others' joins stop
+    // it again, so the figure for four consumers would measure the race of their joins.
+    let mut builder = EmbeddedBroker::builder().broker_config(|c| c.group_initial_rebalance_delay_ms = 1000);
     for (topic, _) in TOPICS {
         builder = builder.topic(topic, PARTITIONS);
     }
-    let broker = builder.start().await.expect("broker");
+    let broker = broker_runtime.block_on(builder.start()).expect("broker");
+    runtime.block_on(run(&broker));
+    // The broker's tasks stop on its own runtime.
+    broker_runtime.block_on(async move { drop(broker) });
+}
+
+async fn run(broker: &EmbeddedBroker) {
+    let records: u64 = std::env::var("BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(400_000);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let payload = vec![b'x'; 100];
     for (topic, _) in TOPICS {
         // The test template sends a traceparent; the headerless topic gets its records from a template that
@@ -187,9 +240,9 @@ async fn main() {
     }
     println!("{records} records of 100 bytes on {PARTITIONS} partitions; median of {rounds} rounds; records/s from first to last record");
     println!(
-        "| consumer | records | concurrency | records/s | listener vs bare (ignoring headers / reading traceparent) |"
+        "| consumer | records | concurrency | records/s | CPU µs/record | listener vs bare (ignoring headers / reading traceparent) |"
     );
-    println!("| --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- |");
     // BENCH_ONLY=listener|bare runs one side (for profiling); BENCH_CONCURRENCY=1 one concurrency;
     // BENCH_TOPIC=bench|bench-traced one kind of record.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
@@ -206,33 +259,36 @@ async fn main() {
             _ => &[Bare::IgnoreHeaders, Bare::ReadTraceparent],
         };
         for &concurrency in &concurrencies {
-            let mut bare: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+            let mut bare: Vec<Vec<Run>> = vec![Vec::new(); modes.len()];
             let mut fw = Vec::new();
             // Interleaved rounds, so drift (page cache, CPU frequency, other load) hits both alike.
             for round in 0..rounds {
                 if only != "listener" {
                     for (i, &mode) in modes.iter().enumerate() {
-                        bare[i].push(bare_run(&broker, topic, concurrency, records, round, mode).await);
+                        bare[i].push(bare_run(broker, topic, concurrency, records, round, mode).await);
                     }
                 }
                 if only != "bare" {
-                    fw.push(framework_run(&broker, topic, concurrency, records, round).await);
+                    fw.push(framework_run(broker, topic, concurrency, records, round).await);
                 }
             }
-            let bare: Vec<f64> = bare.into_iter().filter(|v| !v.is_empty()).map(median).collect();
-            for (&mode, rate) in modes.iter().zip(&bare) {
+            let bare: Vec<Run> = bare.into_iter().filter(|v| !v.is_empty()).map(median).collect();
+            for (&mode, b) in modes.iter().zip(&bare) {
                 let name = match mode {
                     Bare::IgnoreHeaders => "bare rdkafka StreamConsumer loop",
                     Bare::ReadTraceparent => "bare rdkafka StreamConsumer loop reading `traceparent`",
                 };
-                println!("| {name} | {kind} | {concurrency} | {rate:.0} | |");
+                let (rate, cpu) = (b.records_per_second, b.cpu_micros_per_record);
+                println!("| {name} | {kind} | {concurrency} | {rate:.0} | {cpu:.2} | |");
             }
             if fw.is_empty() {
                 continue;
             }
             let f = median(fw);
-            let versus: Vec<String> = bare.iter().map(|b| format!("{:.1}%", 100.0 * f / b)).collect();
-            println!("| #[kafka_listener] | {kind} | {concurrency} | {f:.0} | {} |", versus.join(" / "));
+            let versus: Vec<String> =
+                bare.iter().map(|b| format!("{:.1}%", 100.0 * f.records_per_second / b.records_per_second)).collect();
+            let (rate, cpu) = (f.records_per_second, f.cpu_micros_per_record);
+            println!("| #[kafka_listener] | {kind} | {concurrency} | {rate:.0} | {cpu:.2} | {} |", versus.join(" / "));
         }
     }
 }

@@ -160,9 +160,11 @@ impl ListenerContext {
     }
 }
 
+/// Boxed but for the container's own deliveries: a handler's future holds its delivery, and is moved for every
+/// record, so the common case is kept to two words.
 enum Payload {
-    One(Record, ListenerContext),
-    Many(Vec<Record>, ListenerContext),
+    One(Box<(Record, ListenerContext)>),
+    Many(Box<(Vec<Record>, ListenerContext)>),
     /// A record of a poll the container shares between the deliveries of its records.
     Polled(Arc<Poll>, usize),
 }
@@ -186,12 +188,12 @@ impl std::fmt::Debug for Delivery {
 impl Delivery {
     /// A record delivery.
     pub fn record(record: Record, ctx: ListenerContext) -> Self {
-        Delivery { payload: Payload::One(record, ctx) }
+        Delivery { payload: Payload::One(Box::new((record, ctx))) }
     }
 
     /// A batch delivery.
     pub fn batch(records: Vec<Record>, ctx: ListenerContext) -> Self {
-        Delivery { payload: Payload::Many(records, ctx) }
+        Delivery { payload: Payload::Many(Box::new((records, ctx))) }
     }
 
     /// The record at `index` of a poll, with the poll's context.
@@ -202,8 +204,8 @@ impl Delivery {
     /// The records: one for a record delivery.
     pub fn records(&self) -> &[Record] {
         match &self.payload {
-            Payload::One(r, _) => std::slice::from_ref(r),
-            Payload::Many(v, _) => v,
+            Payload::One(one) => std::slice::from_ref(&one.0),
+            Payload::Many(many) => &many.0,
             Payload::Polled(poll, i) => std::slice::from_ref(&poll.records[*i]),
         }
     }
@@ -216,7 +218,8 @@ impl Delivery {
     /// The context.
     pub fn context(&self) -> &ListenerContext {
         match &self.payload {
-            Payload::One(_, ctx) | Payload::Many(_, ctx) => ctx,
+            Payload::One(one) => &one.1,
+            Payload::Many(many) => &many.1,
             Payload::Polled(poll, _) => &poll.ctx,
         }
     }
@@ -224,17 +227,17 @@ impl Delivery {
     /// The record and context of a record delivery.
     pub fn record_parts(&self) -> Result<(&Record, &ListenerContext), ListenerError> {
         match &self.payload {
-            Payload::One(r, ctx) => Ok((r, ctx)),
+            Payload::One(one) => Ok((&one.0, &one.1)),
             Payload::Polled(poll, i) => Ok((&poll.records[*i], &poll.ctx)),
-            Payload::Many(..) => Err(ListenerError::Extraction("a record listener was given a batch".into())),
+            Payload::Many(_) => Err(ListenerError::Extraction("a record listener was given a batch".into())),
         }
     }
 
     /// The records and context of a batch delivery.
     pub fn batch_parts(&self) -> Result<(&[Record], &ListenerContext), ListenerError> {
         match &self.payload {
-            Payload::Many(v, ctx) => Ok((v, ctx)),
-            Payload::One(..) | Payload::Polled(..) => {
+            Payload::Many(many) => Ok((&many.0, &many.1)),
+            Payload::One(_) | Payload::Polled(..) => {
                 Err(ListenerError::Extraction("a batch listener was given a single record".into()))
             }
         }

@@ -62,9 +62,16 @@ impl std::fmt::Debug for EmbeddedBroker {
 }
 
 /// Configures an [`EmbeddedBroker`] before it starts.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct EmbeddedBrokerBuilder {
     topics: Vec<(String, i32)>,
+    configure: Option<Box<dyn FnOnce(&mut spate_broker::BrokerConfig) + Send>>,
+}
+
+impl std::fmt::Debug for EmbeddedBrokerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBrokerBuilder").field("topics", &self.topics).finish_non_exhaustive()
+    }
 }
 
 impl EmbeddedBrokerBuilder {
@@ -74,9 +81,26 @@ impl EmbeddedBrokerBuilder {
         self
     }
 
+    /// Changes the broker's settings before it starts (`@EmbeddedKafka(brokerProperties = ...)`); the test
+    /// defaults are [`BrokerConfig::for_tests`](spate_broker::BrokerConfig::for_tests)'.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), spate::test::TestError> {
+    /// // Members joining within a second form the group's first generation together.
+    /// let broker = spate::test::EmbeddedBroker::builder()
+    ///     .broker_config(|c| c.group_initial_rebalance_delay_ms = 1000)
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn broker_config(mut self, f: impl FnOnce(&mut spate_broker::BrokerConfig) + Send + 'static) -> Self {
+        self.configure = Some(Box::new(f));
+        self
+    }
+
     /// Starts the broker and creates the topics.
     pub async fn start(self) -> Result<EmbeddedBroker, TestError> {
-        let b = EmbeddedBroker::start().await?;
+        let b = EmbeddedBroker::start_with(self.configure).await?;
         for (t, p) in &self.topics {
             b.create_topic(t, *p).await?;
         }
@@ -92,8 +116,17 @@ impl EmbeddedBroker {
 
     /// Starts a broker with no topics (topics are auto-created on first use, with one partition).
     pub async fn start() -> Result<Self, TestError> {
+        Self::start_with(None).await
+    }
+
+    async fn start_with(
+        configure: Option<Box<dyn FnOnce(&mut spate_broker::BrokerConfig) + Send>>,
+    ) -> Result<Self, TestError> {
         let dir = tempfile::tempdir().map_err(|e| TestError::Broker(e.to_string()))?;
-        let config = spate_broker::BrokerConfig::for_tests(dir.path());
+        let mut config = spate_broker::BrokerConfig::for_tests(dir.path());
+        if let Some(configure) = configure {
+            configure(&mut config);
+        }
         let broker = spate_broker::Broker::start(config).await.map_err(|e| TestError::Broker(e.to_string()))?;
         let bootstrap = broker.bootstrap_servers();
         let producer = ProducerFactory::for_bootstrap(&bootstrap);

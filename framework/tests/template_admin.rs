@@ -169,3 +169,19 @@ async fn a_full_local_queue_neither_loses_nor_reorders_records_whose_futures_wer
     assert_eq!(values, (0..n).collect::<Vec<_>>(), "every record, in send order");
     app.shutdown().await;
 }
+
+/// `EmbeddedBrokerBuilder::broker_config` changes the broker's settings before it starts: here a lower
+/// `message.max.bytes`, which the broker enforces on produce.
+#[tokio::test]
+async fn the_embedded_broker_takes_broker_settings_before_it_starts() {
+    let broker = EmbeddedBroker::builder()
+        .broker_config(|c| c.message_max_bytes = 1024)
+        .topic("small-records", 1)
+        .start()
+        .await
+        .unwrap();
+    let template: KafkaTemplate<String, Vec<u8>> = broker.template();
+    template.send("small-records", None, vec![b'x'; 100]).await.unwrap();
+    let too_large = template.send("small-records", None, vec![b'x'; 4096]).await;
+    assert!(too_large.is_err(), "a record over message.max.bytes was accepted");
+}

@@ -299,44 +299,40 @@ impl TraceContext {
     }
 }
 
-/// The trace context of one record's (or batch's) handling, made when first asked for: a child of the record's
-/// `traceparent`, else a new trace. Most handlers neither send nor run under a subscriber that wants their span,
-/// so most records never need the ids drawn; the parse still happens for every record (an invalid header is
-/// counted).
+/// The trace context of one record's (or batch's) handling: a child of the record's `traceparent`, else a new
+/// trace made when first asked for. Most handlers neither send nor run under a subscriber that wants their span,
+/// so a record without a `traceparent` never needs ids drawn; one with it is parsed and checked (an invalid header
+/// is counted) and its child's span id drawn at once, which is one random number.
 pub(crate) struct HandlingTrace {
-    parent: Option<TraceContext>,
     current: OnceLock<TraceContext>,
 }
 
 impl HandlingTrace {
     /// The trace of handling a record with these headers.
     pub(crate) fn for_headers(headers: &Headers) -> Self {
-        let parent = match TraceContext::from_headers(headers) {
-            Ok(parent) => parent,
+        match TraceContext::from_headers(headers) {
+            Ok(Some(parent)) => HandlingTrace { current: OnceLock::from(parent.child()) },
+            Ok(None) => Self::new_root(),
             Err(e) => {
                 tracing::debug!(error = %e, "invalid traceparent header ignored");
                 super::metrics::invalid_trace_context();
-                None
+                Self::new_root()
             }
-        };
-        HandlingTrace { parent, current: OnceLock::new() }
+        }
     }
 
     /// A new trace (a batch has no single parent).
     pub(crate) fn new_root() -> Self {
-        HandlingTrace { parent: None, current: OnceLock::new() }
+        HandlingTrace { current: OnceLock::new() }
     }
 
     fn resolved(context: TraceContext) -> Self {
-        HandlingTrace { parent: None, current: OnceLock::from(context) }
+        HandlingTrace { current: OnceLock::from(context) }
     }
 
     /// The context, drawn on first use.
     pub(crate) fn get(&self) -> &TraceContext {
-        self.current.get_or_init(|| match &self.parent {
-            Some(parent) => parent.child(),
-            None => TraceContext::new_root(),
-        })
+        self.current.get_or_init(TraceContext::new_root)
     }
 
     /// Runs `fut` with this trace current.
