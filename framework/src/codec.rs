@@ -60,11 +60,35 @@ pub trait Decode: Sized {
     /// Deserializes `data` (the key or value of `part`).
     fn decode(data: Option<&[u8]>, part: RecordPart) -> Result<Self, DeserializationError>;
 
-    /// Deserializes a consumed record's key or value, given as the reference-counted buffer it lives in. The
-    /// container calls this one: `Bytes` shares the buffer instead of copying it; every other type reads the
-    /// slice through [`decode`](Self::decode), which is the default.
-    fn decode_shared(data: Option<&Bytes>, part: RecordPart) -> Result<Self, DeserializationError> {
-        Self::decode(data.map(|b| b.as_ref()), part)
+    /// Deserializes a consumed record's key or value, given with the buffer it lives in. The container calls this
+    /// one: `Bytes` shares the buffer instead of copying it; every other type reads the slice through
+    /// [`decode`](Self::decode), which is the default.
+    fn decode_shared(data: Option<RecordBytes<'_>>, part: RecordPart) -> Result<Self, DeserializationError> {
+        Self::decode(data.map(|d| d.as_slice()), part)
+    }
+}
+
+/// A consumed record's key or value: its bytes, in the buffer the record shares with others of its poll.
+#[derive(Clone, Copy)]
+pub struct RecordBytes<'a> {
+    buf: &'a Bytes,
+    start: usize,
+    end: usize,
+}
+
+impl<'a> RecordBytes<'a> {
+    pub(crate) fn new(buf: &'a Bytes, range: std::ops::Range<usize>) -> Self {
+        RecordBytes { buf, start: range.start, end: range.end }
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &'a [u8] {
+        self.buf.get(self.start..self.end).unwrap_or_default()
+    }
+
+    /// The bytes as `Bytes` sharing the buffer: a reference count, no copy.
+    pub fn to_bytes(&self) -> Bytes {
+        self.buf.slice(self.start..self.end)
     }
 }
 
@@ -148,8 +172,8 @@ impl Decode for Bytes {
         data.map(Bytes::copy_from_slice).ok_or_else(|| missing(part, "Bytes"))
     }
 
-    fn decode_shared(data: Option<&Bytes>, part: RecordPart) -> Result<Self, DeserializationError> {
-        data.cloned().ok_or_else(|| missing(part, "Bytes"))
+    fn decode_shared(data: Option<RecordBytes<'_>>, part: RecordPart) -> Result<Self, DeserializationError> {
+        data.map(|d| d.to_bytes()).ok_or_else(|| missing(part, "Bytes"))
     }
 }
 
@@ -206,7 +230,7 @@ impl<T: Decode> Decode for Option<T> {
         }
     }
 
-    fn decode_shared(data: Option<&Bytes>, part: RecordPart) -> Result<Self, DeserializationError> {
+    fn decode_shared(data: Option<RecordBytes<'_>>, part: RecordPart) -> Result<Self, DeserializationError> {
         match data {
             None => Ok(None),
             Some(d) => T::decode_shared(Some(d), part).map(Some),
@@ -227,18 +251,20 @@ mod tests {
 
     #[test]
     fn a_bytes_payload_shares_the_consumed_buffer_instead_of_copying_it() {
-        let consumed = Bytes::from_static(b"payload");
-        let value = Bytes::decode_shared(Some(&consumed), RecordPart::Value).unwrap();
-        assert_eq!(value.as_ptr(), consumed.as_ptr());
-        let optional = Option::<Bytes>::decode_shared(Some(&consumed), RecordPart::Value).unwrap();
-        assert_eq!(optional.map(|b| b.as_ptr()), Some(consumed.as_ptr()));
+        let consumed = Bytes::from_static(b"key+payload");
+        let part = || Some(RecordBytes::new(&consumed, 4..11));
+        let value = Bytes::decode_shared(part(), RecordPart::Value).unwrap();
+        assert_eq!(value, "payload");
+        assert_eq!(value.as_ptr(), consumed[4..].as_ptr());
+        let optional = Option::<Bytes>::decode_shared(part(), RecordPart::Value).unwrap();
+        assert_eq!(optional.map(|b| b.as_ptr()), Some(consumed[4..].as_ptr()));
     }
 
     #[test]
     fn other_payload_types_decode_the_shared_buffer_as_a_slice() {
-        let consumed = Bytes::from_static(b"\x00\x00\x00\x07");
-        assert_eq!(i32::decode_shared(Some(&consumed), RecordPart::Value).unwrap(), 7);
-        assert_eq!(String::decode_shared(Some(&Bytes::from_static(b"hi")), RecordPart::Key).unwrap(), "hi");
+        let consumed = Bytes::from_static(b"\x00\x00\x00\x07hi");
+        assert_eq!(i32::decode_shared(Some(RecordBytes::new(&consumed, 0..4)), RecordPart::Value).unwrap(), 7);
+        assert_eq!(String::decode_shared(Some(RecordBytes::new(&consumed, 4..6)), RecordPart::Key).unwrap(), "hi");
         assert_eq!(Option::<String>::decode_shared(None, RecordPart::Key).unwrap(), None);
         assert!(Bytes::decode_shared(None, RecordPart::Value).is_err());
     }

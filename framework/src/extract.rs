@@ -34,7 +34,7 @@ pub trait FromBatch: Sized {
 }
 
 fn decode_value<T: Decode>(record: &Record) -> Result<T, ListenerError> {
-    T::decode_shared(record.value(), RecordPart::Value)
+    T::decode_shared(record.value_part(), RecordPart::Value)
         .map_err(|error| ListenerError::Deserialization { error, record: Box::new(record.clone()) })
 }
 
@@ -63,7 +63,7 @@ pub struct Key<K>(pub K);
 
 impl<K: Decode> FromRecord for Key<K> {
     fn from_record(record: &Record, _ctx: &ListenerContext) -> Result<Self, ListenerError> {
-        K::decode_shared(record.key(), RecordPart::Key)
+        K::decode_shared(record.key_part(), RecordPart::Key)
             .map(Key)
             .map_err(|error| ListenerError::Deserialization { error, record: Box::new(record.clone()) })
     }

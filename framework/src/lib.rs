@@ -49,7 +49,7 @@ pub mod transaction;
 
 pub use admin::{AdminError, KafkaAdmin, TopicBuilder, TopicSpec};
 pub use app::{shutdown_signal, App, AppError, RunningApp};
-pub use codec::{Decode, DeserializationError, Encode, Json, RecordPart, SerializationError};
+pub use codec::{Decode, DeserializationError, Encode, Json, RecordBytes, RecordPart, SerializationError};
 pub use config::{Config, ConfigError, ConfigLoader};
 pub use container::{
     Ack, AckMode, ContainerError, ContainerEvent, InitialPositions, ListenerContainer, ListenerEndpointRegistry,

@@ -344,7 +344,7 @@ impl<K: Encode, V: Encode, R: Decode> ReplyingKafkaTemplate<K, V, R> {
     /// `kafka_replyPartition`), then waits up to `timeout` for the reply and deserializes its value.
     pub async fn send_and_receive(&self, record: ProducerRecord<K, V>, timeout: Duration) -> Result<R, ReplyError> {
         let reply = self.send_and_receive_record(record, timeout).await?;
-        Ok(R::decode(reply.value().map(|v| v.as_ref()), RecordPart::Value)?)
+        Ok(R::decode(reply.value(), RecordPart::Value)?)
     }
 
     /// Like [`send_and_receive`](Self::send_and_receive), returning the whole reply record (key, headers,

@@ -45,7 +45,7 @@ pub enum TestError {
 /// let broker = spate::test::EmbeddedBroker::builder().topic("orders", 3).start().await?;
 /// broker.produce("orders", Some("k"), "hello").await?;
 /// let records = broker.consume("orders", 1, std::time::Duration::from_secs(10)).await?;
-/// assert_eq!(records[0].value().unwrap().as_ref(), b"hello");
+/// assert_eq!(records[0].value().unwrap(), b"hello");
 /// # Ok(()) }
 /// ```
 pub struct EmbeddedBroker {
@@ -61,11 +61,14 @@ impl std::fmt::Debug for EmbeddedBroker {
     }
 }
 
+/// Changes a broker's settings before it starts.
+type ConfigureBroker = Box<dyn FnOnce(&mut spate_broker::BrokerConfig) + Send>;
+
 /// Configures an [`EmbeddedBroker`] before it starts.
 #[derive(Default)]
 pub struct EmbeddedBrokerBuilder {
     topics: Vec<(String, i32)>,
-    configure: Option<Box<dyn FnOnce(&mut spate_broker::BrokerConfig) + Send>>,
+    configure: Option<ConfigureBroker>,
 }
 
 impl std::fmt::Debug for EmbeddedBrokerBuilder {
@@ -119,9 +122,7 @@ impl EmbeddedBroker {
         Self::start_with(None).await
     }
 
-    async fn start_with(
-        configure: Option<Box<dyn FnOnce(&mut spate_broker::BrokerConfig) + Send>>,
-    ) -> Result<Self, TestError> {
+    async fn start_with(configure: Option<ConfigureBroker>) -> Result<Self, TestError> {
         let dir = tempfile::tempdir().map_err(|e| TestError::Broker(e.to_string()))?;
         let mut config = spate_broker::BrokerConfig::for_tests(dir.path());
         if let Some(configure) = configure {

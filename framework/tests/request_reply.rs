@@ -80,7 +80,7 @@ async fn reply_carries_the_correlation_id_and_lands_on_the_requested_partition()
             .await
             .unwrap();
         assert_eq!(reply.partition(), 2);
-        assert_eq!(reply.value().unwrap().as_ref(), format!("p{i}:answered").as_bytes());
+        assert_eq!(reply.value().unwrap(), format!("p{i}:answered").as_bytes());
         assert_eq!(reply.headers().get(CORRELATION_ID).map(<[u8]>::len), Some(16));
     }
     drop(replying);

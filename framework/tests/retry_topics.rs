@@ -172,7 +172,7 @@ fn probing_listener(id: &str, topic: &str) -> ListenerDefinition {
         tower::service_fn(|d: Delivery| async move {
             let (record, ctx) = d.record_parts()?;
             let p: Probe = ctx.state().get().unwrap();
-            let body = String::from_utf8_lossy(record.value().map(|v| v.as_ref()).unwrap_or_default()).to_string();
+            let body = String::from_utf8_lossy(record.value().unwrap_or_default()).to_string();
             p.attempts.push((record.topic().to_string(), record.partition(), body.clone(), Instant::now()));
             if body.starts_with("fail") && p.attempts_of(&body).len() == 1 {
                 return Err(ListenerError::handler("first delivery fails"));

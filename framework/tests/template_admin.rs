@@ -29,8 +29,8 @@ async fn send_returns_metadata_and_the_record_is_readable() {
     assert_eq!(md.topic, "orders");
     assert_eq!(md.offset, 0);
     let recs = broker.consume("orders", 1, common::WAIT).await.unwrap();
-    assert_eq!(recs[0].key().unwrap().as_ref(), b"c1");
-    assert_eq!(recs[0].value().unwrap().as_ref(), br#"{"id":7}"#);
+    assert_eq!(recs[0].key().unwrap(), b"c1");
+    assert_eq!(recs[0].value().unwrap(), br#"{"id":7}"#);
 }
 
 #[tokio::test]

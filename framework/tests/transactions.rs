@@ -437,7 +437,7 @@ impl ConsumerRecordRecoverer for DeadLetters {
     fn recover<'a>(&'a self, record: &'a Record, _error: &'a ListenerError) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
             let template = self.0.get().ok_or("no template yet")?;
-            let value = String::from_utf8_lossy(record.value().map(|v| v.as_ref()).unwrap_or_default()).into_owned();
+            let value = String::from_utf8_lossy(record.value().unwrap_or_default()).into_owned();
             template.send("txr-dlt", None, value).await?;
             Ok(())
         })

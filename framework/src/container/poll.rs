@@ -100,7 +100,7 @@ mod tests {
         assert_eq!(second.offset(), 1);
         let d = second.slot().delivery();
         assert_eq!(d.records().len(), 1);
-        assert_eq!(d.records()[0].value().unwrap().as_ref(), b"v1");
+        assert_eq!(d.records()[0].value().unwrap(), b"v1");
         assert!(!d.is_batch());
         let (record, ctx) = d.record_parts().unwrap();
         assert_eq!(record.offset(), 1);

@@ -7,7 +7,6 @@
 use std::borrow::Cow;
 use std::ffi::CStr;
 use std::marker::PhantomData;
-use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +14,7 @@ use rdkafka::bindings as rd;
 use rdkafka::message::BorrowedMessage;
 
 use super::headers::HeaderList;
-use super::{Headers, Record, TimestampType};
+use super::{Chunk, Entry, Headers, Record, Span, TimestampType};
 
 /// The most bytes of consumed records that share one buffer: keeping one record's bytes alive keeps at most this
 /// much memory alive with them (a record larger than this gets a buffer of its own).
@@ -138,8 +137,8 @@ pub(crate) struct CopyCache {
     handle: usize,
     name: Option<Arc<str>>,
     buffers: Arc<BufferPool>,
-    /// Scratch: the records of the buffer being filled.
-    pending: Vec<Pending>,
+    /// Scratch: the header entries of each record of the chunk being filled.
+    header_ranges: Vec<(usize, usize)>,
 }
 
 /// Shared buffers given back when their last record is dropped. Freeing a 64 KiB block makes glibc's allocator
@@ -194,21 +193,16 @@ impl Drop for PooledBuffer {
 }
 
 impl CopyCache {
-    fn get(&mut self, m: RawMessage<'_>) -> Arc<str> {
+    /// The topic of `m`, as the `Arc` its records share.
+    fn topic(&mut self, m: RawMessage<'_>) -> &Arc<str> {
         let handle = m.0.rkt as usize;
-        if let Some(name) = &self.name {
-            if handle != 0 && handle == self.handle {
-                return name.clone();
-            }
-            if name.as_ref() == m.topic() {
-                self.handle = handle;
-                return name.clone();
-            }
+        let known =
+            self.name.as_ref().is_some_and(|name| (handle != 0 && handle == self.handle) || name.as_ref() == m.topic());
+        if !known {
+            self.name = Some(Arc::from(m.topic().as_ref()));
         }
-        let name: Arc<str> = Arc::from(m.topic().as_ref());
         self.handle = handle;
-        self.name = Some(name.clone());
-        name
+        self.name.get_or_insert_with(|| Arc::from(m.topic().as_ref()))
     }
 }
 
@@ -222,27 +216,36 @@ fn message_bytes(m: RawMessage<'_>, headers: RawHeaders<'_>) -> usize {
     body_len(m) + headers
 }
 
-/// A record whose bytes are in the buffer being filled: ranges, until the buffer is shared.
-struct Pending {
-    topic: Arc<str>,
-    partition: i32,
-    offset: i64,
-    timestamp: Option<i64>,
-    timestamp_type: TimestampType,
-    key: Option<Range<usize>>,
-    value: Option<Range<usize>>,
-    /// Its entries in the buffer's header list.
-    headers: Range<usize>,
+/// The chunk being filled: a buffer, the records in it (of one topic), and their headers.
+#[derive(Default)]
+struct Filling {
+    buf: Vec<u8>,
+    topic: Option<Arc<str>>,
+    entries: Vec<Entry>,
+    headers: HeaderList,
+}
+
+impl Filling {
+    /// Whether a message of `topic` with `n` bytes goes in this chunk.
+    fn takes(&self, topic: &Arc<str>, n: usize) -> bool {
+        self.buf.len() + n <= self.buf.capacity() && self.topic.as_ref().is_some_and(|t| Arc::ptr_eq(t, topic))
+    }
+
+    fn copy(&mut self, bytes: &[u8]) -> Option<Span> {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        Span::of(at..self.buf.len())
+    }
 }
 
 /// Copies the messages of one poll out of librdkafka's buffers into records, appended to `out`. Keys, values and
-/// headers of consecutive messages are copied into shared buffers of up to [`SHARED_BUFFER`] bytes, so a poll
-/// costs a few allocations instead of several per record.
+/// headers of consecutive messages of a topic are copied into one chunk (`Chunk`) of up to [`SHARED_BUFFER`]
+/// bytes, so a poll costs a few allocations, and a record one reference count, instead of several each.
 ///
 /// One pass: each message's headers are asked for once (librdkafka parses a message without headers again on
-/// every call), and nothing is allocated per poll but the buffers and their header lists; scratch space lives
-/// in `cache`. Allocations of a kilobyte or more are not only slow: with small blocks freed (librdkafka frees
-/// several per message), each makes glibc's allocator consolidate its free lists.
+/// every call), and nothing is allocated per poll but the chunks; scratch space lives in `cache`. Allocations of
+/// a kilobyte or more are not only slow: with small blocks freed (librdkafka frees several per message), each
+/// makes glibc's allocator consolidate its free lists.
 pub(crate) fn copy_messages<'a, I>(msgs: I, cache: &mut CopyCache, out: &mut Vec<Record>)
 where
     I: Iterator<Item = RawMessage<'a>> + Clone,
@@ -251,72 +254,70 @@ where
     cache.handle = 0;
     let (count, mut remaining) = msgs.clone().fold((0, 0), |(n, bytes), m| (n + 1, bytes + body_len(m)));
     out.reserve(count);
-    let mut pending = std::mem::take(&mut cache.pending);
-    let mut buf: Vec<u8> = Vec::new();
-    let mut headers = HeaderList::default();
+    let mut filling = Filling::default();
     for m in msgs {
         let h = m.headers();
         let n = message_bytes(m, h);
         remaining -= body_len(m);
-        if buf.len() + n > buf.capacity() {
-            share(cache, &mut pending, std::mem::take(&mut buf), std::mem::take(&mut headers), out);
+        let topic = cache.topic(m);
+        if !filling.takes(topic, n) {
+            let topic = topic.clone();
+            share(cache, std::mem::take(&mut filling), out);
             // Sized for the rest of the poll, up to a shared buffer; a larger message gets one of its own.
-            buf = cache.buffers.take((n + remaining).min(SHARED_BUFFER).max(n));
+            filling.buf = cache.buffers.take((n + remaining).min(SHARED_BUFFER).max(n));
+            filling.topic = Some(topic);
         }
-        let mut copy = |bytes: &[u8]| {
-            let at = buf.len();
-            buf.extend_from_slice(bytes);
-            at..buf.len()
-        };
         let (timestamp, timestamp_type) = m.timestamp();
-        let key = m.key().map(&mut copy);
-        let value = m.payload().map(&mut copy);
-        let first_header = headers.len();
+        let key = m.key().and_then(|k| filling.copy(k));
+        let value = m.payload().and_then(|v| filling.copy(v));
+        let first_header = filling.headers.len();
         for (name, value) in h {
-            let name = copy(&name);
-            headers.push_shared(name, value.map(&mut copy));
+            let at = filling.buf.len();
+            filling.buf.extend_from_slice(&name);
+            let name = at..filling.buf.len();
+            let value = value.map(|v| {
+                let at = filling.buf.len();
+                filling.buf.extend_from_slice(v);
+                at..filling.buf.len()
+            });
+            filling.headers.push_shared(name, value);
         }
-        pending.push(Pending {
-            topic: cache.get(m),
+        cache.header_ranges.push((first_header, filling.headers.len()));
+        filling.entries.push(Entry {
             partition: m.partition(),
             offset: m.offset(),
             timestamp,
             timestamp_type,
             key,
             value,
-            headers: first_header..headers.len(),
         });
     }
-    share(cache, &mut pending, buf, headers, out);
-    cache.pending = pending;
+    share(cache, filling, out);
 }
 
-/// Shares a filled buffer (and its header list) between the records in it, appended to `out`.
-fn share(cache: &CopyCache, pending: &mut Vec<Pending>, buf: Vec<u8>, headers: HeaderList, out: &mut Vec<Record>) {
-    if pending.is_empty() {
-        return;
-    }
-    let buf = match buf.capacity() {
-        SHARED_BUFFER => Bytes::from_owner(PooledBuffer { data: buf, pool: Arc::downgrade(&cache.buffers) }),
-        _ => Bytes::from(buf),
-    };
-    let list = (headers.len() > 0).then(|| Arc::new(headers.with_buffer(buf.clone())));
-    for p in pending.drain(..) {
-        let headers = match &list {
-            Some(list) if !p.headers.is_empty() => Headers::view(list.clone(), p.headers.start, p.headers.end),
-            _ => Headers::new(),
+/// Makes a filled chunk's records, appended to `out`.
+fn share(cache: &mut CopyCache, filling: Filling, out: &mut Vec<Record>) {
+    let ranges = std::mem::take(&mut cache.header_ranges);
+    let Filling { buf, topic, entries, headers } = filling;
+    if let (Some(topic), false) = (topic, entries.is_empty()) {
+        let buf = match buf.capacity() {
+            SHARED_BUFFER => Bytes::from_owner(PooledBuffer { data: buf, pool: Arc::downgrade(&cache.buffers) }),
+            _ => Bytes::from(buf),
         };
-        out.push(Record {
-            topic: p.topic,
-            partition: p.partition,
-            offset: p.offset,
-            timestamp: p.timestamp,
-            timestamp_type: p.timestamp_type,
-            key: p.key.map(|r| buf.slice(r)),
-            value: p.value.map(|r| buf.slice(r)),
-            headers,
-        });
+        let views = match headers.len() {
+            0 => Vec::new(),
+            _ => {
+                let list = Arc::new(headers.with_buffer(buf.clone()));
+                ranges
+                    .iter()
+                    .map(|&(from, to)| if from < to { Headers::view(list.clone(), from, to) } else { Headers::new() })
+                    .collect()
+            }
+        };
+        Chunk::records(&Chunk::new(buf, topic, entries, views), out);
     }
+    cache.header_ranges = ranges;
+    cache.header_ranges.clear();
 }
 
 #[cfg(test)]

@@ -108,8 +108,8 @@ impl Eq for Headers {}
 
 impl Headers {
     /// No headers.
-    pub fn new() -> Self {
-        Headers::default()
+    pub const fn new() -> Self {
+        Headers { list: None, start: 0, end: 0 }
     }
 
     /// The view of entries `start..end` of a shared list (a consumed record's headers).

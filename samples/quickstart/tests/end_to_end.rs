@@ -34,6 +34,6 @@ async fn orders_become_invoices() {
     let mut got: Vec<Invoice> = invoices.iter().map(|r| serde_json::from_slice(r.value().unwrap()).unwrap()).collect();
     got.sort_by_key(|i| i.order_id);
     assert_eq!(got, (1..=3).map(|id| Invoice { order_id: id, total_cents: 300 }).collect::<Vec<_>>());
-    assert!(invoices.iter().all(|r| r.key().unwrap().as_ref() == b"alice"));
+    assert!(invoices.iter().all(|r| r.key().unwrap() == b"alice"));
     app.shutdown().await;
 }
