@@ -23,7 +23,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio::sync::Notify;
 
 use super::ContainerContext;
-use crate::record::{copy_messages, CopyCache, RawMessage, Record, TopicPartition};
+use crate::record::{body_len, Copier, CopyCache, RawMessage, Record, TopicPartition};
 
 type Consumer_ = StreamConsumer<ContainerContext>;
 
@@ -140,11 +140,17 @@ impl BatchQueue {
         // SAFETY: librdkafka initialised the first `n` slots.
         unsafe { slots.set_len(n) };
         let taken = Taken(slots);
-        // SAFETY: each pointer was returned by librdkafka and is destroyed only when `taken` drops, after the copy.
-        let messages = taken.0.iter().filter_map(|&ptr| unsafe { RawMessage::from_ptr(ptr) });
-        for m in messages.clone() {
+        let (mut count, mut bytes) = (0, 0);
+        for &ptr in taken.0.iter() {
+            // SAFETY: returned by librdkafka and not destroyed yet.
+            let Some(m) = (unsafe { RawMessage::from_ptr(ptr) }) else {
+                continue;
+            };
             match m.error() {
-                rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {}
+                rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {
+                    count += 1;
+                    bytes += body_len(m);
+                }
                 rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => {}
                 err => {
                     let error = rdkafka::error::RDKafkaErrorCode::from(err);
@@ -152,19 +158,35 @@ impl BatchQueue {
                 }
             }
         }
-        let records = messages.filter(|m| m.error() == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
-        copy_messages(records, copies, out);
+        let mut copier = Copier::new(copies, out, count, bytes);
+        for slot in taken.0.iter_mut() {
+            let ptr = std::mem::replace(slot, std::ptr::null_mut());
+            // SAFETY: returned by librdkafka and not destroyed yet; `m` is not used after the destroy below.
+            if let Some(m) = unsafe { RawMessage::from_ptr(ptr) } {
+                if m.error() == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    copier.push(m);
+                }
+                // Each message goes as soon as it is copied: the blocks librdkafka allocated parsing its headers
+                // are then freed into this thread's cache and reused for the next message's, where destroying the
+                // poll's messages together sent hundreds of them through the allocator's shared free lists (and
+                // made the next large allocation consolidate them).
+                // SAFETY: destroyed once; its slot is null now, so `taken` skips it.
+                unsafe { rd::rd_kafka_message_destroy(ptr) };
+            }
+        }
+        copier.finish();
         n
     }
 }
 
-/// Destroys the messages of one `take`, even if copying them panicked.
+/// Destroys the messages of one `take` not destroyed yet, even if copying them panicked.
 struct Taken<'a>(&'a mut Vec<*mut rd::rd_kafka_message_t>);
 
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
-        for ptr in self.0.drain(..) {
-            // SAFETY: each pointer came from `rd_kafka_consume_batch_queue` and is destroyed once.
+        for ptr in self.0.drain(..).filter(|p| !p.is_null()) {
+            // SAFETY: each pointer came from `rd_kafka_consume_batch_queue` and is destroyed once (slots of
+            // destroyed messages are null).
             unsafe { rd::rd_kafka_message_destroy(ptr) };
         }
     }

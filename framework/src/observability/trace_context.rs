@@ -303,15 +303,19 @@ impl TraceContext {
 /// trace made when first asked for. Most handlers neither send nor run under a subscriber that wants their span,
 /// so a record without a `traceparent` never needs ids drawn; one with it is parsed and checked (an invalid header
 /// is counted) and its child's span id drawn at once, which is one random number.
-pub(crate) struct HandlingTrace {
-    current: OnceLock<TraceContext>,
+pub(crate) enum HandlingTrace {
+    /// A child of the record's context (or a context given).
+    Known(TraceContext),
+    /// A new trace, drawn when first asked for. (`OnceLock::from` would go through the lock's slow path, which
+    /// cost more than drawing ids.)
+    Lazy(OnceLock<TraceContext>),
 }
 
 impl HandlingTrace {
     /// The trace of handling a record with these headers.
     pub(crate) fn for_headers(headers: &Headers) -> Self {
         match TraceContext::from_headers(headers) {
-            Ok(Some(parent)) => HandlingTrace { current: OnceLock::from(parent.child()) },
+            Ok(Some(parent)) => HandlingTrace::Known(parent.child()),
             Ok(None) => Self::new_root(),
             Err(e) => {
                 tracing::debug!(error = %e, "invalid traceparent header ignored");
@@ -323,16 +327,19 @@ impl HandlingTrace {
 
     /// A new trace (a batch has no single parent).
     pub(crate) fn new_root() -> Self {
-        HandlingTrace { current: OnceLock::new() }
+        HandlingTrace::Lazy(OnceLock::new())
     }
 
     fn resolved(context: TraceContext) -> Self {
-        HandlingTrace { current: OnceLock::from(context) }
+        HandlingTrace::Known(context)
     }
 
     /// The context, drawn on first use.
     pub(crate) fn get(&self) -> &TraceContext {
-        self.current.get_or_init(TraceContext::new_root)
+        match self {
+            HandlingTrace::Known(context) => context,
+            HandlingTrace::Lazy(root) => root.get_or_init(TraceContext::new_root),
+        }
     }
 
     /// Runs `fut` with this trace current.

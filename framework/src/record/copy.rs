@@ -207,7 +207,7 @@ impl CopyCache {
 }
 
 /// Key and value bytes of a message (its headers are not known before librdkafka parses them).
-fn body_len(m: RawMessage<'_>) -> usize {
+pub(crate) fn body_len(m: RawMessage<'_>) -> usize {
     m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len)
 }
 
@@ -238,35 +238,46 @@ impl Filling {
     }
 }
 
-/// Copies the messages of one poll out of librdkafka's buffers into records, appended to `out`. Keys, values and
-/// headers of consecutive messages of a topic are copied into one chunk (`Chunk`) of up to [`SHARED_BUFFER`]
-/// bytes, so a poll costs a few allocations, and a record one reference count, instead of several each.
+/// Copies the messages of one poll out of librdkafka's buffers into records. Keys, values and headers of
+/// consecutive messages of a topic are copied into one chunk (`Chunk`) of up to [`SHARED_BUFFER`] bytes, so a
+/// poll costs a few allocations, and a record one reference count, instead of several each.
 ///
-/// One pass: each message's headers are asked for once (librdkafka parses a message without headers again on
-/// every call), and nothing is allocated per poll but the chunks; scratch space lives in `cache`. Allocations of
-/// a kilobyte or more are not only slow: with small blocks freed (librdkafka frees several per message), each
-/// makes glibc's allocator consolidate its free lists.
-pub(crate) fn copy_messages<'a, I>(msgs: I, cache: &mut CopyCache, out: &mut Vec<Record>)
-where
-    I: Iterator<Item = RawMessage<'a>> + Clone,
-{
-    // Handles are only trusted within one poll.
-    cache.handle = 0;
-    let (count, mut remaining) = msgs.clone().fold((0, 0), |(n, bytes), m| (n + 1, bytes + body_len(m)));
-    out.reserve(count);
-    let mut filling = Filling::default();
-    for m in msgs {
+/// One pass, a message at a time ([`push`](Self::push)), so the caller can destroy each message as soon as it is
+/// copied; each message's headers are asked for once (librdkafka parses a message without headers again on
+/// every call); nothing is allocated per poll but the chunks, and scratch space lives in the [`CopyCache`].
+/// Allocations of a kilobyte or more are not only slow: with small blocks freed (librdkafka frees several per
+/// message), each makes glibc's allocator consolidate its free lists.
+pub(crate) struct Copier<'c> {
+    cache: &'c mut CopyCache,
+    out: &'c mut Vec<Record>,
+    filling: Filling,
+    /// Key and value bytes of the messages still to come: sizes the buffers.
+    remaining: usize,
+}
+
+impl<'c> Copier<'c> {
+    /// A copy of `count` messages with `body_bytes` of keys and values in all ([`body_len`]), appending to `out`.
+    pub(crate) fn new(cache: &'c mut CopyCache, out: &'c mut Vec<Record>, count: usize, body_bytes: usize) -> Self {
+        // Handles are only trusted within one poll.
+        cache.handle = 0;
+        out.reserve(count);
+        Copier { cache, out, filling: Filling::default(), remaining: body_bytes }
+    }
+
+    /// Copies one message; nothing of it is read afterwards.
+    pub(crate) fn push(&mut self, m: RawMessage<'_>) {
         let h = m.headers();
         let n = message_bytes(m, h);
-        remaining -= body_len(m);
-        let topic = cache.topic(m);
-        if !filling.takes(topic, n) {
+        self.remaining = self.remaining.saturating_sub(body_len(m));
+        let topic = self.cache.topic(m);
+        if !self.filling.takes(topic, n) {
             let topic = topic.clone();
-            share(cache, std::mem::take(&mut filling), out);
+            share(self.cache, std::mem::take(&mut self.filling), self.out);
             // Sized for the rest of the poll, up to a shared buffer; a larger message gets one of its own.
-            filling.buf = cache.buffers.take((n + remaining).min(SHARED_BUFFER).max(n));
-            filling.topic = Some(topic);
+            self.filling.buf = self.cache.buffers.take((n + self.remaining).min(SHARED_BUFFER).max(n));
+            self.filling.topic = Some(topic);
         }
+        let filling = &mut self.filling;
         let (timestamp, timestamp_type) = m.timestamp();
         let key = m.key().and_then(|k| filling.copy(k));
         let value = m.payload().and_then(|v| filling.copy(v));
@@ -282,7 +293,7 @@ where
             });
             filling.headers.push_shared(name, value);
         }
-        cache.header_ranges.push((first_header, filling.headers.len()));
+        self.cache.header_ranges.push((first_header, filling.headers.len()));
         filling.entries.push(Entry {
             partition: m.partition(),
             offset: m.offset(),
@@ -292,7 +303,24 @@ where
             value,
         });
     }
-    share(cache, filling, out);
+
+    /// Makes the records of the last chunk.
+    pub(crate) fn finish(self) {
+        share(self.cache, self.filling, self.out);
+    }
+}
+
+/// Copies messages still held by the caller (see [`Copier`]), appending records to `out`.
+pub(crate) fn copy_messages<'a, I>(msgs: I, cache: &mut CopyCache, out: &mut Vec<Record>)
+where
+    I: Iterator<Item = RawMessage<'a>> + Clone,
+{
+    let (count, bytes) = msgs.clone().fold((0, 0), |(n, bytes), m| (n + 1, bytes + body_len(m)));
+    let mut copier = Copier::new(cache, out, count, bytes);
+    for m in msgs {
+        copier.push(m);
+    }
+    copier.finish();
 }
 
 /// Makes a filled chunk's records, appended to `out`.

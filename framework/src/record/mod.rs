@@ -9,7 +9,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 
 mod copy;
 mod headers;
-pub(crate) use copy::{copy_messages, CopyCache, RawMessage};
+pub(crate) use copy::{body_len, copy_messages, Copier, CopyCache, RawMessage};
 pub use headers::Headers;
 
 /// A partition of a topic.
