@@ -2,7 +2,7 @@
 //! same topic, both against the bundled broker in-process (on a runtime of its own). Run:
 //! `cargo bench -p spate --bench listener_throughput` (`BENCH_RECORDS`, `BENCH_ROUNDS` to change the size;
 //! `BENCH_ONLY=listener|bare`, `BENCH_CONCURRENCY=1` and `BENCH_TOPIC=bench|bench-traced` to run one side for
-//! profiling). Time and the process's CPU time are measured from the first record received to the last, so group
+//! profiling; `BENCH_VERBOSE=1` prints every run). Time and the process's CPU time are measured from the first record received to the last, so group
 //! joins are not counted.
 
 #[global_allocator]
@@ -79,10 +79,14 @@ impl Counter {
         let (Some((t0, cpu0)), Some((t1, cpu1))) = (c.first.get(), c.done.get()) else {
             return Run { records_per_second: 0.0, cpu_micros_per_record: 0.0 };
         };
-        Run {
+        let run = Run {
             records_per_second: c.target as f64 / (*t1 - *t0).as_secs_f64(),
             cpu_micros_per_record: (*cpu1 - *cpu0).as_secs_f64() * 1e6 / c.target as f64,
+        };
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            eprintln!("run: {:.0} records/s, {:.2} CPU µs/record", run.records_per_second, run.cpu_micros_per_record);
         }
+        run
     }
 }
 
