@@ -33,6 +33,8 @@ struct Counts {
     n: AtomicU64,
     first: OnceLock<(Instant, Duration)>,
     done: OnceLock<(Instant, Duration)>,
+    /// Told when the target-th record arrived (the bare loops stop on it).
+    finished: tokio::sync::Notify,
     target: u64,
 }
 
@@ -58,7 +60,13 @@ struct Run {
 
 impl Counter {
     fn new(target: u64) -> Self {
-        Counter(Arc::new(Counts { n: AtomicU64::new(0), first: OnceLock::new(), done: OnceLock::new(), target }))
+        Counter(Arc::new(Counts {
+            n: AtomicU64::new(0),
+            first: OnceLock::new(),
+            done: OnceLock::new(),
+            finished: tokio::sync::Notify::new(),
+            target,
+        }))
     }
     fn record(&self, bytes: usize) {
         std::hint::black_box(bytes);
@@ -66,6 +74,7 @@ impl Counter {
         let _ = c.first.get_or_init(|| (Instant::now(), process_cpu()));
         if c.n.fetch_add(1, Ordering::Relaxed) + 1 == c.target {
             let _ = c.done.set((Instant::now(), process_cpu()));
+            c.finished.notify_waiters();
         }
     }
     fn is_done(&self) -> bool {
@@ -153,8 +162,18 @@ async fn bare_run(
         tasks.push(tokio::spawn(async move {
             let mut stream = consumer.stream();
             let mut since_commit = 0;
+            // The loop a user would write: the stream, and a signal to stop (registered before the check, so the
+            // notification cannot be missed).
+            let finished = c.0.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
             while !c.is_done() {
-                if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(100), stream.next()).await {
+                let next = tokio::select! {
+                    biased;
+                    m = stream.next() => m,
+                    _ = &mut finished => break,
+                };
+                if let Some(Ok(m)) = next {
                     if mode == Bare::ReadTraceparent {
                         use rdkafka::message::Headers;
                         let traceparent = m.headers().and_then(|h| h.iter().find(|h| h.key == "traceparent"));
