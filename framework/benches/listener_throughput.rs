@@ -278,7 +278,7 @@ async fn run(broker: &EmbeddedBroker) {
         // Records with a traceparent are also read by a bare loop that looks it up: what the listener compares
         // with when it continues the trace.
         let modes: &[Bare] = match topic {
-            "bench" => &[Bare::IgnoreHeaders],
+            "bench" => &[Bare::IgnoreHeaders, Bare::ReadTraceparent],
             _ => &[Bare::IgnoreHeaders, Bare::ReadTraceparent],
         };
         for &concurrency in &concurrencies {
