@@ -2,8 +2,8 @@
 //! same topic, both against the bundled broker in-process (on a runtime of its own). Run:
 //! `cargo bench -p spate --bench listener_throughput` (`BENCH_RECORDS`, `BENCH_ROUNDS` to change the size;
 //! `BENCH_ONLY=listener|bare`, `BENCH_CONCURRENCY=1` and `BENCH_TOPIC=bench|bench-traced` to run one side for
-//! profiling; `BENCH_VERBOSE=1` prints every run). Time and the process's CPU time are measured from the first record received to the last, so group
-//! joins are not counted.
+//! profiling; `BENCH_VERBOSE=1` prints every run). Time and the process's CPU time are measured from the first
+//! record received to the last, so group joins are not counted. Figures and analysis: docs/benchmarks.md.
 
 #[global_allocator]
 static ALLOC: spate_broker::protocol::decode_guard::GuardedAllocator =
@@ -20,7 +20,8 @@ use spate::test::EmbeddedBroker;
 use spate::{kafka_listener, Bytes, KafkaTemplate, State};
 
 /// The same records twice: without headers, and each with a W3C `traceparent` (what a `KafkaTemplate` sends
-/// by default, `kafka.template.observation_enabled`), which the listener parses and the bare loop ignores.
+/// by default, `kafka.template.observation_enabled`), which the listener parses, one bare loop ignores and another
+/// looks up.
 const TOPICS: [(&str, &str); 2] = [("bench", "no headers"), ("bench-traced", "traceparent header")];
 const PARTITIONS: i32 = 4;
 
@@ -189,8 +190,7 @@ async fn bare_run(
                 }
             }
             drop(stream);
-            // Dropping a group consumer closes it, which waits for the broker; the broker runs on this runtime, so
-            // the close must not hold a worker thread (with every worker closing a consumer, nothing answers).
+            // Dropping a group consumer closes it, which blocks until the broker answers: not on a worker thread.
             let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         }));
     }
