@@ -102,14 +102,19 @@ async fn a_standby_replica_takes_over_without_restoring() {
         assert_eq!(r, vec![0], "partition {p} was a standby: nothing to restore ({after:?})");
     }
 
+    counts_cover_a_second_batch(&broker, &batch1).await;
+    close(b).await;
+}
+
+/// Produces a second batch over the same twelve keys; the output's last count of each key covers both batches.
+async fn counts_cover_a_second_batch(broker: &EmbeddedBroker, batch1: &[String]) {
     let batch2: Vec<String> = (0..24).map(|i| format!("k{}", i % 12)).collect();
     for k in &batch2 {
-        produce(&broker, "events", k, "x").await;
+        produce(broker, "events", k, "x").await;
     }
     let out = read(broker.bootstrap_servers(), "event-counts", batch1.len() + batch2.len(), false).await;
     let all: Vec<String> = batch1.iter().chain(&batch2).cloned().collect();
     assert_eq!(last_counts(&out), expected(&all));
-    close(b).await;
 }
 
 /// Every stateful task's standbys across the instances: (total copies, distinct tasks).
@@ -149,13 +154,7 @@ async fn standbys_are_placed_on_as_many_instances_as_num_standby_replicas_asks()
             && standby_copies(&instances.iter().collect::<Vec<_>>()) == (6, 6)
     })
     .await;
-    let batch2: Vec<String> = (0..24).map(|i| format!("k{}", i % 12)).collect();
-    for k in &batch2 {
-        produce(&broker, "events", k, "x").await;
-    }
-    let out = read(broker.bootstrap_servers(), "event-counts", batch1.len() + batch2.len(), false).await;
-    let all: Vec<String> = batch1.iter().chain(&batch2).cloned().collect();
-    assert_eq!(last_counts(&out), expected(&all));
+    counts_cover_a_second_batch(&broker, &batch1).await;
     for s in instances {
         close(s).await;
     }
