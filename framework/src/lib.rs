@@ -63,7 +63,7 @@ pub use extract::{Batch, FromBatch, FromRecord, IntoOutcome, IntoReply, Key, Met
 pub use listener::{BoxError, Delivery, ListenerContext, ListenerDefinition, ListenerError, Outcome, StateMap};
 pub use record::{Headers, Record, TimestampType, TopicPartition};
 pub use reply::{ReplyError, ReplyingKafkaTemplate, ReplyingKafkaTemplateBuilder};
-pub use retry_topic::{DltInfo, ErrorKind, RetryBackOff, RetryTopicConfiguration, TopicSuffixingStrategy};
+pub use retry_topic::{DltInfo, DltStrategy, ErrorKind, RetryBackOff, RetryTopicConfiguration, TopicSuffixingStrategy};
 pub use spate_macros::{dlt_handler, kafka_listener, main, retryable_topic, send_to};
 pub use template::{
     KafkaTemplate, ProducerFactory, ProducerListener, ProducerRecord, RecordMetadata, SendError, SentRecord,

@@ -1,6 +1,7 @@
 //! Non-blocking retries (`#[retryable_topic]`) against the embedded broker: back-off between deliveries on the
 //! retry topics, the DLT with its headers and handler, pausing (not blocking) while a record waits, deserialization
-//! failures straight to the DLT, and the topics created at start-up.
+//! failures straight to the DLT, the topics created at start-up, and what the DLT strategy does at the end of the
+//! chain.
 #![allow(clippy::unwrap_used)]
 
 #[global_allocator]
@@ -16,8 +17,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use spate::kafka_headers as kh;
 use spate::test::{wait_for_assignment, wait_until, EmbeddedBroker};
 use spate::{
-    dlt_handler, kafka_listener, ContainerEvent, Delivery, DltInfo, ErrorKind, Headers, Json, ListenerDefinition,
-    ListenerError, Meta, Outcome, RetryBackOff, RetryTopicConfiguration, State, TopicSuffixingStrategy,
+    dlt_handler, kafka_listener, ContainerEvent, Delivery, DltInfo, DltStrategy, ErrorKind, FromRecord, Headers, Json,
+    ListenerDefinition, ListenerError, Meta, Outcome, RetryBackOff, RetryTopicConfiguration, State,
+    TopicSuffixingStrategy,
 };
 
 /// One delivery seen by a handler: topic, partition, body, when.
@@ -167,15 +169,21 @@ async fn always_failing_record_reaches_the_dlt_once_with_its_headers_and_the_dlt
 // --- pausing, not blocking ----------------------------------------------------------------------------------------
 
 fn probing_listener(id: &str, topic: &str) -> ListenerDefinition {
+    probing(id, topic, |body, delivery| body.starts_with("fail") && delivery == 1)
+}
+
+/// A listener that records each delivery in the probe and fails while `fails(body, delivery)` says so (`delivery`:
+/// 1 for a body's first).
+fn probing(id: &str, topic: &str, fails: fn(&str, usize) -> bool) -> ListenerDefinition {
     ListenerDefinition::new(
         id,
-        tower::service_fn(|d: Delivery| async move {
+        tower::service_fn(move |d: Delivery| async move {
             let (record, ctx) = d.record_parts()?;
             let p: Probe = ctx.state().get().unwrap();
             let body = String::from_utf8_lossy(record.value().unwrap_or_default()).to_string();
             p.attempts.push((record.topic().to_string(), record.partition(), body.clone(), Instant::now()));
-            if body.starts_with("fail") && p.attempts_of(&body).len() == 1 {
-                return Err(ListenerError::handler("first delivery fails"));
+            if fails(&body, p.attempts_of(&body).len()) {
+                return Err(ListenerError::handler("handler failed"));
             }
             p.handled.push(body);
             Ok::<_, ListenerError>(Outcome::done())
@@ -347,4 +355,123 @@ async fn a_record_waiting_on_a_retry_topic_survives_a_restart_and_is_delivered_w
     assert_eq!(a.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(), vec!["refunds", "refunds-retry-5000"]);
     assert!(a[1].3 - a[0].3 >= Duration::from_millis(5000));
     app.shutdown().await;
+}
+
+// --- the end of the chain: DltStrategy --------------------------------------------------------------------------
+
+/// A listener of `topic` whose every delivery fails, with `config` (with `attempts(1)`, failures go straight to
+/// the end of the chain).
+fn always_failing(id: &str, topic: &str, config: RetryTopicConfiguration) -> ListenerDefinition {
+    probing(id, topic, |_, _| true).retryable_topic(config)
+}
+
+/// A DLT handler that records each delivery in the probe's `dlt` list and fails while `fails(body, seen)` says so
+/// (`seen`: how many times this body has reached the handler, this time included).
+fn dlt_recorder(fails: fn(&str, usize) -> bool) -> RetryTopicConfiguration {
+    RetryTopicConfiguration::new().dlt_handler(tower::service_fn(move |d: Delivery| async move {
+        let (record, ctx) = d.record_parts()?;
+        let p: Probe = ctx.state().get().unwrap();
+        let body = String::from_utf8_lossy(record.value().unwrap_or_default()).to_string();
+        p.dlt.push((body.clone(), DltInfo::of(record), Meta::from_record(record, ctx)?));
+        let seen = p.dlt.get().iter().filter(|(b, _, _)| *b == body).count();
+        if fails(&body, seen) {
+            return Err(ListenerError::handler(format!("dlt handler failed on delivery {seen}")));
+        }
+        Ok(Outcome::done())
+    }))
+}
+
+/// A broker with `topic` (one partition) and an app whose always-failing listener of it (id and group `topic`) has
+/// `config`, once the main and DLT containers have their partition.
+async fn straight_to_the_dlt(
+    topic: &str,
+    config: RetryTopicConfiguration,
+) -> (EmbeddedBroker, Probe, spate::RunningApp) {
+    common::init_tracing();
+    let broker = EmbeddedBroker::builder().topic(topic, 1).start().await.unwrap();
+    let probe = Probe::new();
+    let def = always_failing(topic, topic, config);
+    let app = broker.app().state(probe.clone()).listener(def).start().await.unwrap();
+    wait_all_assigned(&app, &[(topic, 1), (&format!("{topic}-dlt"), 1)]).await;
+    (broker, probe, app)
+}
+
+/// (body, DLT offset) of each DLT handler call.
+fn dlt_calls(probe: &Probe) -> Vec<(String, i64)> {
+    probe.dlt.get().into_iter().map(|(b, _, m)| (b, m.offset)).collect()
+}
+
+#[tokio::test]
+async fn by_default_a_record_whose_dlt_handler_fails_goes_back_to_the_end_of_the_dlt() {
+    let config = dlt_recorder(|body, seen| body == "lost" && seen == 1).attempts(1);
+    let (broker, probe, app) = straight_to_the_dlt("letters", config).await;
+
+    broker.produce("letters", None, "lost").await.unwrap();
+    broker.produce("letters", None, "found").await.unwrap();
+    // "lost" fails in the DLT handler and is sent to the end of the DLT (behind "found", unless "found" had not
+    // reached the DLT yet), where its second delivery succeeds.
+    let dlt = probe.dlt.wait_for(3, WAIT).await;
+    let mut calls = dlt_calls(&probe);
+    calls.sort_by_key(|(_, offset)| *offset);
+    assert_eq!(calls.iter().map(|(_, o)| *o).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert_eq!(calls[0].0, "lost");
+    let lost: Vec<i64> = calls.iter().filter(|(b, _)| b == "lost").map(|(_, o)| *o).collect();
+    assert_eq!(lost.len(), 2, "{calls:?}");
+    // The copy sent back keeps the record's origin and says why the DLT handler failed.
+    let again = &dlt.iter().find(|(b, _, m)| b == "lost" && m.offset == lost[1]).unwrap().1;
+    assert_eq!(again.original_topic.as_deref(), Some("letters"));
+    assert_eq!(again.original_offset, Some(0));
+    assert_eq!(again.exception_message.as_deref(), Some("dlt handler failed on delivery 1"));
+    app.shutdown().await;
+    assert_eq!(high_watermarks(&broker, "letters-dlt", 1).await, vec![3]);
+    assert_eq!(broker.committed_offset("letters", "letters-dlt", 0).await.unwrap(), Some(3));
+}
+
+#[tokio::test]
+async fn with_fail_on_error_a_record_whose_dlt_handler_fails_is_dropped_and_the_dlt_moves_on() {
+    let config = dlt_recorder(|body, _| body.starts_with("bad")).attempts(1).dlt_strategy(DltStrategy::FailOnError);
+    let (broker, probe, app) = straight_to_the_dlt("parcels", config).await;
+
+    for body in ["bad-1", "bad-2", "fine"] {
+        broker.produce("parcels", None, body).await.unwrap();
+    }
+    probe.dlt.wait_for(3, WAIT).await;
+    app.shutdown().await;
+    // Each once: nothing was retried in place or sent back, and the DLT's offsets were committed past them.
+    assert_eq!(dlt_calls(&probe), vec![("bad-1".into(), 0), ("bad-2".into(), 1), ("fine".into(), 2)]);
+    assert_eq!(high_watermarks(&broker, "parcels-dlt", 1).await, vec![3]);
+    assert_eq!(broker.committed_offset("parcels", "parcels-dlt", 0).await.unwrap(), Some(3));
+}
+
+#[tokio::test]
+async fn with_no_dlt_a_record_out_of_retries_is_dropped_and_no_dlt_is_made() {
+    common::init_tracing();
+    let broker = EmbeddedBroker::builder().topic("clicks", 1).start().await.unwrap();
+    let probe = Probe::new();
+    let config =
+        RetryTopicConfiguration::new().attempts(2).back_off(RetryBackOff::fixed(100)).dlt_strategy(DltStrategy::NoDlt);
+    let app = broker.app().state(probe.clone()).listener(always_failing("clicks", "clicks", config)).start().await;
+    let app = app.unwrap();
+    assert!(app.container("clicks-dlt").is_none());
+    wait_all_assigned(&app, &[("clicks", 1), ("clicks-retry-100", 1)]).await;
+
+    broker.produce("clicks", None, "c1").await.unwrap();
+    broker.produce("clicks", None, "c2").await.unwrap();
+    wait_until(WAIT, "both records delivered twice", || probe.attempts.len() == 4).await.unwrap();
+    app.shutdown().await;
+    let topics: Vec<String> = probe.attempts_of("c2").into_iter().map(|a| a.0).collect();
+    assert_eq!(topics, vec!["clicks", "clicks-retry-100"]);
+    // Given up on the retry topic: committed there, and never produced anywhere.
+    assert_eq!(broker.committed_offset("clicks", "clicks-retry-100", 0).await.unwrap(), Some(2));
+    let found = broker.admin().unwrap().describe_topics(&["clicks-retry-100", "clicks-dlt"]).await.unwrap();
+    assert_eq!(found.keys().collect::<Vec<_>>(), vec!["clicks-retry-100"]);
+}
+
+#[tokio::test]
+async fn a_dlt_handler_with_no_dlt_is_refused_at_start() {
+    let broker = EmbeddedBroker::builder().topic("orphans", 1).start().await.unwrap();
+    let config = dlt_recorder(|_, _| false).dlt_strategy(DltStrategy::NoDlt);
+    let err = broker.app().state(Probe::new()).listener(always_failing("orphans", "orphans", config)).start().await;
+    let message = err.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("DltStrategy::NoDlt"), "{message}");
 }

@@ -487,7 +487,7 @@ pub fn retryable_topic(_attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 const RETRY_KNOWN: &str = "attempts, backoff, dlt_suffix, retry_topic_suffix, auto_create_topics, num_partitions, \
-                           replication_factor, topic_suffixing_strategy, exclude, include, dlt_handler";
+                           replication_factor, topic_suffixing_strategy, exclude, include, dlt_handler, dlt_strategy";
 
 fn lit_int<T: std::str::FromStr>(e: &Expr, what: &str) -> syn::Result<T>
 where
@@ -541,6 +541,7 @@ fn retryable_topic_call(
     }
     let mut calls: Vec<TokenStream2> = Vec::new();
     let mut kinds_seen: Option<&str> = None;
+    let (mut dlt_handler, mut no_dlt): (Option<Span>, Option<Span>) = (None, None);
     let tokens = match &at.meta {
         syn::Meta::Path(_) => TokenStream2::new(),
         syn::Meta::List(l) => l.tokens.clone(),
@@ -643,7 +644,26 @@ fn retryable_topic_call(
             }
             "dlt_handler" => {
                 let p = path_of(&value, "dlt_handler")?;
+                dlt_handler = Some(value.span());
                 calls.push(quote_spanned!(p.span()=> .dlt_handler(#p::service())));
+            }
+            "dlt_strategy" => {
+                let s = lit_str(&value, "dlt_strategy")?;
+                let v = match s.value().as_str() {
+                    "always_retry_on_error" => quote!(AlwaysRetryOnError),
+                    "fail_on_error" => quote!(FailOnError),
+                    "no_dlt" => {
+                        no_dlt = Some(s.span());
+                        quote!(NoDlt)
+                    }
+                    _ => {
+                        return Err(syn::Error::new(
+                            s.span(),
+                            "`dlt_strategy` is \"always_retry_on_error\", \"fail_on_error\" or \"no_dlt\"",
+                        ))
+                    }
+                };
+                calls.push(quote!(.dlt_strategy(::spate::DltStrategy::#v)));
             }
             other => {
                 return Err(syn::Error::new(
@@ -655,6 +675,9 @@ fn retryable_topic_call(
         Ok(())
     });
     parser.parse2(tokens)?;
+    if let (Some(_), Some(span)) = (dlt_handler, no_dlt) {
+        return Err(syn::Error::new(span, "`dlt_strategy = \"no_dlt\"` leaves no DLT for the `dlt_handler`"));
+    }
     Ok(quote!(.retryable_topic(::spate::RetryTopicConfiguration::new() #(#calls)*)))
 }
 

@@ -63,6 +63,22 @@ impl RetryBackOff {
     }
 }
 
+/// What happens at the end of the chain (Spring's `DltStrategy`): whether there is a DLT, and what a failure of
+/// the DLT handler does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DltStrategy {
+    /// A record whose DLT handler fails is forwarded to the end of the DLT again, so it does not hold up the
+    /// records behind it; a record that can never succeed (a deserialization or extraction error) is logged and
+    /// dropped instead. Spring's default.
+    #[default]
+    AlwaysRetryOnError,
+    /// A record whose DLT handler fails is logged and dropped.
+    FailOnError,
+    /// No DLT: no topic, no container; a record that used up its retries (or failed with an error that is not
+    /// retried) is logged and dropped.
+    NoDlt,
+}
+
 /// How retry topics are named (Spring's `TopicSuffixingStrategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TopicSuffixingStrategy {
@@ -145,6 +161,7 @@ pub struct RetryTopicConfiguration {
     pub(crate) include: Option<Vec<ErrorKind>>,
     pub(crate) not_retryable: Vec<ErrorPredicate>,
     pub(crate) dlt_handler: Option<ListenerService>,
+    pub(crate) dlt_strategy: DltStrategy,
 }
 
 impl std::fmt::Debug for RetryTopicConfiguration {
@@ -161,6 +178,7 @@ impl std::fmt::Debug for RetryTopicConfiguration {
             .field("exclude", &self.exclude)
             .field("include", &self.include)
             .field("dlt_handler", &self.dlt_handler.is_some())
+            .field("dlt_strategy", &self.dlt_strategy)
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +206,7 @@ impl RetryTopicConfiguration {
             include: None,
             not_retryable: Vec::new(),
             dlt_handler: None,
+            dlt_strategy: DltStrategy::default(),
         }
     }
 
@@ -279,6 +298,13 @@ impl RetryTopicConfiguration {
         S::Future: Send + 'static,
     {
         self.dlt_handler = Some(ListenerService::new(service));
+        self
+    }
+
+    /// Whether there is a DLT, and what a failing DLT handler does (default
+    /// [`DltStrategy::AlwaysRetryOnError`]).
+    pub fn dlt_strategy(mut self, strategy: DltStrategy) -> Self {
+        self.dlt_strategy = strategy;
         self
     }
 

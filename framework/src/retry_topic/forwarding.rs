@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 
-use super::configuration::RetryTopicConfiguration;
+use super::configuration::{DltStrategy, RetryTopicConfiguration};
 use super::naming::{Destination, TopicChain};
 use crate::error_handler::dead_letter::failure_headers;
 use crate::error_handler::{ErrorDecision, ErrorHandler};
@@ -64,8 +64,9 @@ pub(crate) fn forward_record(
     }
 }
 
-/// The error handler of a retryable listener's containers (main and retry topics): instead of retrying in
-/// place, forwards the failed record to its next topic and skips it once the broker has it.
+/// The error handler of a retryable listener's containers (main, retry topics and DLT): instead of retrying in
+/// place, forwards the failed record to its next topic and skips it once the broker has it, or drops it where the
+/// [`DltStrategy`] says the chain ends.
 pub(crate) struct RetryTopicForwarder {
     pub config: RetryTopicConfiguration,
     pub chains: Vec<TopicChain>,
@@ -73,27 +74,65 @@ pub(crate) struct RetryTopicForwarder {
     pub group_id: Arc<str>,
 }
 
-impl RetryTopicForwarder {
-    /// Where a record that failed goes next.
-    pub(crate) fn destination(&self, record: &Record, error: &ListenerError) -> Option<Destination> {
-        let chain = self.chains.iter().find(|c| c.owns(record.topic()))?;
-        let delivered = if record.topic() == chain.main {
-            1
-        } else {
-            record.headers().get_i32(kh::RETRY_TOPIC_ATTEMPTS).map(|a| a.max(2) as u32).unwrap_or(2)
-        };
-        Some(chain.next(delivered, self.config.is_retryable(error)))
-    }
+/// What becomes of a record that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Forwarded to a retry topic or the DLT.
+    Forward(Destination),
+    /// Logged and dropped, for this reason.
+    GiveUp(&'static str),
+}
 
+/// Where a record that failed goes next: along its chain, and at the end as the DLT strategy says.
+pub(crate) fn next(
+    config: &RetryTopicConfiguration,
+    chains: &[TopicChain],
+    record: &Record,
+    error: &ListenerError,
+) -> Next {
+    let Some(chain) = chains.iter().find(|c| c.owns(record.topic())) else {
+        return Next::GiveUp("record from a topic outside the retry chain");
+    };
+    if record.topic() == chain.dlt {
+        return match config.dlt_strategy {
+            // Spring sends a fatal failure (one no retry can mend) nowhere, not round the DLT for ever.
+            DltStrategy::AlwaysRetryOnError if error.is_retryable() => {
+                Next::Forward(Destination::Dlt(chain.dlt.clone()))
+            }
+            DltStrategy::AlwaysRetryOnError => Next::GiveUp("the DLT handler failed with an error no retry can mend"),
+            DltStrategy::FailOnError | DltStrategy::NoDlt => {
+                Next::GiveUp("the DLT handler failed (DltStrategy::FailOnError)")
+            }
+        };
+    }
+    let delivered = if record.topic() == chain.main {
+        1
+    } else {
+        record.headers().get_i32(kh::RETRY_TOPIC_ATTEMPTS).map(|a| a.max(2) as u32).unwrap_or(2)
+    };
+    match chain.next(delivered, config.is_retryable(error)) {
+        Destination::Dlt(_) if config.dlt_strategy == DltStrategy::NoDlt => {
+            Next::GiveUp("no retry left and no DLT (DltStrategy::NoDlt)")
+        }
+        destination => Next::Forward(destination),
+    }
+}
+
+impl RetryTopicForwarder {
     async fn forward(&self, record: &Record, error: &ListenerError) -> Result<(), SendError> {
-        let Some(destination) = self.destination(record, error) else {
-            tracing::error!(
-                topic = record.topic(),
-                partition = record.partition(),
-                offset = record.offset(),
-                "record from a topic outside the retry chain; skipped"
-            );
-            return Ok(());
+        let destination = match next(&self.config, &self.chains, record, error) {
+            Next::Forward(d) => d,
+            Next::GiveUp(reason) => {
+                tracing::error!(
+                    topic = record.topic(),
+                    partition = record.partition(),
+                    offset = record.offset(),
+                    error = %error,
+                    reason,
+                    "failed record dropped"
+                );
+                return Ok(());
+            }
         };
         let out = forward_record(record, error, &self.group_id, &destination, now_ms());
         let to = out.topic.clone();
@@ -140,6 +179,51 @@ mod tests {
         let mut h = Headers::new();
         h.insert("trace", "t1");
         Record::new("orders", 2, 41).with_key("k").with_value("v").with_timestamp(1_000).with_headers(h)
+    }
+
+    fn chain_end(strategy: DltStrategy, on: Record, error: ListenerError) -> Next {
+        let config = RetryTopicConfiguration::new().attempts(2).dlt_strategy(strategy);
+        let chains = [TopicChain::new("orders", &config)];
+        next(&config, &chains, &on, &error)
+    }
+
+    fn on_retry_topic() -> Record {
+        let mut h = Headers::new();
+        h.insert(kh::RETRY_TOPIC_ATTEMPTS, 2i32.to_be_bytes().to_vec());
+        Record::new("orders-retry-1000", 0, 3).with_headers(h)
+    }
+
+    fn fatal() -> ListenerError {
+        ListenerError::Deserialization {
+            error: crate::DeserializationError {
+                part: crate::RecordPart::Value,
+                type_name: "t",
+                message: "bad".into(),
+            },
+            record: Box::new(Record::new("orders-dlt", 0, 0)),
+        }
+    }
+
+    #[test]
+    fn the_dlt_strategy_decides_where_the_chain_ends() {
+        let boom = || ListenerError::handler("boom");
+        let dlt = || Record::new("orders-dlt", 0, 9);
+        let to_dlt = Next::Forward(Destination::Dlt("orders-dlt".into()));
+        // The last retry failed: the DLT, unless there is none.
+        assert_eq!(chain_end(DltStrategy::AlwaysRetryOnError, on_retry_topic(), boom()), to_dlt);
+        assert_eq!(chain_end(DltStrategy::FailOnError, on_retry_topic(), boom()), to_dlt);
+        assert!(matches!(chain_end(DltStrategy::NoDlt, on_retry_topic(), boom()), Next::GiveUp(_)));
+        assert!(matches!(chain_end(DltStrategy::NoDlt, Record::new("orders", 0, 1), fatal()), Next::GiveUp(_)));
+        // The DLT handler failed: back to the DLT, given up, or (fatal) given up whatever the strategy.
+        assert_eq!(chain_end(DltStrategy::AlwaysRetryOnError, dlt(), boom()), to_dlt);
+        assert!(matches!(chain_end(DltStrategy::AlwaysRetryOnError, dlt(), fatal()), Next::GiveUp(_)));
+        assert!(matches!(chain_end(DltStrategy::FailOnError, dlt(), boom()), Next::GiveUp(_)));
+        // Still a retry ahead: the strategy does not matter.
+        assert!(matches!(
+            chain_end(DltStrategy::NoDlt, Record::new("orders", 0, 1), boom()),
+            Next::Forward(Destination::Retry { attempt: 2, .. })
+        ));
+        assert!(matches!(chain_end(DltStrategy::NoDlt, Record::new("elsewhere", 0, 1), boom()), Next::GiveUp(_)));
     }
 
     #[test]

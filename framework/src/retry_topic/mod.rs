@@ -16,7 +16,7 @@ mod naming;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use configuration::{ErrorKind, RetryBackOff, RetryTopicConfiguration, TopicSuffixingStrategy};
+pub use configuration::{DltStrategy, ErrorKind, RetryBackOff, RetryTopicConfiguration, TopicSuffixingStrategy};
 pub use dlt::DltInfo;
 
 use crate::admin::{KafkaAdmin, TopicSpec};
@@ -27,7 +27,8 @@ use forwarding::RetryTopicForwarder;
 use naming::TopicChain;
 
 /// The containers of a retryable listener: `main` (its resolved spec) with the forwarding error handler, one
-/// container per retry topic and one for the DLT. Creates the retry topics and the DLT first when configured.
+/// container per retry topic and one for the DLT (none with [`DltStrategy::NoDlt`]). Creates the retry topics and
+/// the DLT first when configured.
 pub(crate) async fn containers(
     main: ContainerSpec,
     config: &RetryTopicConfiguration,
@@ -38,6 +39,9 @@ pub(crate) async fn containers(
     let err = |message: String| AppError::Listener { id: id.clone(), message };
     if main.batch {
         return Err(err("retryable topics need a record listener, not a batch listener".into()));
+    }
+    if config.dlt_strategy == DltStrategy::NoDlt && config.dlt_handler.is_some() {
+        return Err(err("a `dlt_handler` with `DltStrategy::NoDlt`: there is no DLT to handle".into()));
     }
     let ResolvedSubscription::Topics(topics) = &main.subscription else {
         return Err(err("retryable topics need named `topics` (not a pattern or explicit partitions)".into()));
@@ -80,20 +84,24 @@ pub(crate) async fn containers(
         out.push(spec);
     }
 
-    let mut dlt = main.clone();
-    dlt.listener_id = Arc::from(format!("{id}{}", config.dlt_suffix));
-    dlt.subscription = ResolvedSubscription::Topics(chains.iter().map(|c| c.dlt.clone()).collect());
-    dlt.service = config.dlt_handler.clone().unwrap_or_else(dlt::logging_dlt_handler);
-    // The listener's own error handler (or the application's) applies to its DLT handler.
-    dlt.ordering = Ordering::Partition;
-    dlt.rebalance_listener = None;
-    dlt.filter = None;
-    dlt.send_to = None;
-    if dlt.ack_mode.is_manual() {
-        dlt.ack_mode = AckMode::Record;
+    if config.dlt_strategy != DltStrategy::NoDlt {
+        let mut dlt = main.clone();
+        dlt.listener_id = Arc::from(format!("{id}{}", config.dlt_suffix));
+        dlt.subscription = ResolvedSubscription::Topics(chains.iter().map(|c| c.dlt.clone()).collect());
+        dlt.service = config.dlt_handler.clone().unwrap_or_else(dlt::logging_dlt_handler);
+        // A failing DLT handler is the DLT strategy's business (back to the DLT, or given up), as in Spring: a
+        // blocking retry there would hold up every dead letter behind it.
+        dlt.error_handler = forwarder.clone();
+        dlt.ordering = Ordering::Partition;
+        dlt.rebalance_listener = None;
+        dlt.filter = None;
+        dlt.send_to = None;
+        if dlt.ack_mode.is_manual() {
+            dlt.ack_mode = AckMode::Record;
+        }
+        read_from_earliest(&mut dlt);
+        out.push(dlt);
     }
-    read_from_earliest(&mut dlt);
-    out.push(dlt);
 
     let mut main = main;
     main.error_handler = forwarder;
@@ -130,7 +138,8 @@ async fn create_topics(
                 1
             }
         };
-        for t in c.retry_topics().into_iter().chain([c.dlt.as_str()]) {
+        let dlt = (config.dlt_strategy != DltStrategy::NoDlt).then_some(c.dlt.as_str());
+        for t in c.retry_topics().into_iter().chain(dlt) {
             specs.push(TopicSpec {
                 name: t.to_string(),
                 partitions,

@@ -17,7 +17,8 @@ struct Order {
     replication_factor = 1,
     topic_suffixing_strategy = "suffix_with_index_value",
     exclude = ["panic", "reply"],
-    dlt_handler = on_order_dlt
+    dlt_handler = on_order_dlt,
+    dlt_strategy = "fail_on_error"
 )]
 async fn on_order(_o: Json<Order>) -> Result<(), std::io::Error> {
     Ok(())
@@ -30,7 +31,12 @@ async fn on_order_dlt(_body: Option<String>, _info: DltInfo, _meta: Meta) {}
 #[retryable_topic]
 async fn with_spring_defaults(_body: String) {}
 
+#[kafka_listener(topics = "clicks")]
+#[retryable_topic(attempts = 2, dlt_strategy = "no_dlt")]
+async fn without_a_dlt(_body: String) {}
+
 fn main() {
     let _ = on_order::definition();
     let _ = with_spring_defaults::definition();
+    let _ = without_a_dlt::definition();
 }
