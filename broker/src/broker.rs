@@ -76,6 +76,13 @@ impl Broker {
                  array count can abort the process (see spate_broker::protocol::decode_guard)"
             );
         }
+        match crate::open_files::raise_to_hard_limit() {
+            Ok(limit) if limit.now > limit.before => {
+                tracing::info!(before = limit.before, now = limit.now, "open-file limit raised to the hard limit")
+            }
+            Ok(limit) => tracing::debug!(limit = limit.now, "open-file limit"),
+            Err(error) => tracing::warn!(%error, "could not raise the open-file limit to the hard limit"),
+        }
         let config = Arc::new(config);
         // Before anything reads or writes the directory: a second broker on it must not touch a single file.
         let dir_lock = DataDirLock::acquire(&config.data_dir)?;

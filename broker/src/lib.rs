@@ -21,6 +21,7 @@ pub mod config;
 pub mod coordinator;
 pub mod io;
 pub mod log;
+pub mod open_files;
 pub mod protocol;
 
 pub use broker::{Broker, BrokerError};
