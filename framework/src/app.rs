@@ -468,6 +468,8 @@ fn resolve(
     let client_id_prefix =
         def.client_id_prefix.as_ref().map(|p| config.resolve(p, &ctx("client_id_prefix"))).transpose()?;
     let send_to = def.send_to.as_ref().map(|t| config.resolve(t, &ctx("send_to"))).transpose()?;
+    let error_handler = def.error_handler.clone().unwrap_or_else(|| default_handler.clone());
+    let read_headers = reads_headers(def, &*error_handler, lp.observation_enabled);
 
     Ok(ContainerSpec {
         listener_id: Arc::from(id.as_str()),
@@ -487,14 +489,28 @@ fn resolve(
         client_id_prefix,
         consumer_props,
         filter: def.filter,
-        error_handler: def.error_handler.clone().unwrap_or_else(|| default_handler.clone()),
+        error_handler,
         rebalance_listener: def.rebalance_listener.clone(),
         service: def.service(),
         state: state.clone(),
         producer: Some(producer),
         send_to,
         due_gate: None,
+        observation: lp.observation_enabled,
+        read_headers,
     })
+}
+
+/// Whether a container asks librdkafka for its records' headers: unless nothing that sees its records reads them
+/// (see [`ListenerDefinition::reads_headers`]). A record whose headers were skipped cannot get them back, so
+/// anything unsure counts as reading them.
+fn reads_headers(def: &ListenerDefinition, error_handler: &dyn ErrorHandler, observation: bool) -> bool {
+    observation
+        || def.reads_headers
+        || def.filter.is_some()
+        || def.send_to.is_some()
+        || def.retry_topic.is_some()
+        || error_handler.reads_headers()
 }
 
 /// A started application.
@@ -591,5 +607,34 @@ mod tests {
         );
         assert!(parse_partitions("orders", "t").is_err());
         assert!(parse_partitions("orders:x", "t").is_err());
+    }
+
+    #[test]
+    fn headers_are_skipped_only_when_nothing_that_sees_the_records_reads_them() {
+        use crate::error_handler::DeadLetterPublishingRecoverer;
+        use crate::{BoxError, Delivery, ListenerError, Outcome, Record};
+        let quiet = || {
+            ListenerDefinition::from_fn("l", |_d: Delivery| async { Ok::<_, ListenerError>(Outcome::done()) })
+                .reads_headers(false)
+        };
+        let logging: Arc<dyn ErrorHandler> = Arc::new(DefaultErrorHandler::new());
+        assert!(!reads_headers(&quiet(), &*logging, false));
+
+        // Each of these alone makes the container read headers.
+        assert!(reads_headers(&quiet(), &*logging, true), "trace continuation");
+        let defaults =
+            ListenerDefinition::from_fn("l", |_d: Delivery| async { Ok::<_, ListenerError>(Outcome::done()) });
+        assert!(reads_headers(&defaults, &*logging, false), "a hand-written service");
+        assert!(reads_headers(&quiet().layer(tower::layer::util::Identity::new()), &*logging, false), "a layer");
+        assert!(reads_headers(&quiet().filter(|_| true), &*logging, false), "a filter");
+        assert!(reads_headers(&quiet().send_to("replies"), &*logging, false), "a reply");
+        let retry = crate::retry_topic::RetryTopicConfiguration::new();
+        assert!(reads_headers(&quiet().retryable_topic(retry), &*logging, false), "retry topics");
+        let dead_letters: Arc<dyn ErrorHandler> =
+            Arc::new(DefaultErrorHandler::new().recoverer(DeadLetterPublishingRecoverer::new()));
+        assert!(reads_headers(&quiet(), &*dead_letters, false), "dead-letter publishing");
+        let own = crate::error_handler::recoverer_fn(|_r: &Record, _e: &ListenerError| async { Ok::<_, BoxError>(()) });
+        let own: Arc<dyn ErrorHandler> = Arc::new(DefaultErrorHandler::new().recoverer(own));
+        assert!(reads_headers(&quiet(), &*own, false), "an application's recoverer");
     }
 }

@@ -310,6 +310,12 @@ pub struct ListenerProperties {
     pub ordering: Ordering,
     /// With `ordering = "key"`: how many keys are handled at once per consumer.
     pub key_concurrency: usize,
+    /// Continue each record's trace from its `traceparent` header, so the handler's span and its sends belong to
+    /// the producer's trace (Spring's `spring.kafka.listener.observation-enabled`, which is off by default there).
+    /// On by default, like `kafka.template.observation_enabled`. Off, records are handled outside any trace
+    /// (`current_trace()` is `None`; a send starts a trace of its own), and a listener that then reads no headers
+    /// at all skips their parse (`ListenerDefinition::reads_headers`).
+    pub observation_enabled: bool,
 }
 
 impl Default for ListenerProperties {
@@ -324,6 +330,7 @@ impl Default for ListenerProperties {
             auto_startup: true,
             ordering: Ordering::Partition,
             key_concurrency: 16,
+            observation_enabled: true,
         }
     }
 }

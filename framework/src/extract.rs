@@ -18,6 +18,11 @@ use crate::Ack;
     note = "record listeners take `Json<T>`, `String`, `Bytes`, `Vec<u8>`, `Option<_>`, `Record`, `Key<K>`, `Headers`, `Meta`, `Ack`, `State<T>` or `KafkaTemplate<K, V>`"
 )]
 pub trait FromRecord: Sized {
+    /// Whether the argument reads the record's headers. A listener none of whose parts reads headers skips
+    /// librdkafka's header parse for every record (see `ListenerDefinition::reads_headers`), so an extractor that
+    /// does not read them says so; the default, `true`, is always safe.
+    const READS_HEADERS: bool = true;
+
     /// Extracts the argument.
     fn from_record(record: &Record, ctx: &ListenerContext) -> Result<Self, ListenerError>;
 }
@@ -29,6 +34,9 @@ pub trait FromRecord: Sized {
     note = "batch listeners take `Vec<T>` or `Batch<T>` of a payload type (`Json<T>`, `String`, `Bytes`, ...), `Vec<Record>`, `Ack`, `State<T>` or `KafkaTemplate<K, V>`; per-record metadata (`Meta`, `Key`, `Headers`) is read from `Batch<T>` or `Vec<Record>`"
 )]
 pub trait FromBatch: Sized {
+    /// Whether the argument reads the records' headers (as [`FromRecord::READS_HEADERS`]).
+    const READS_HEADERS: bool = true;
+
     /// Extracts the argument.
     fn from_batch(records: &[Record], ctx: &ListenerContext) -> Result<Self, ListenerError>;
 }
@@ -40,6 +48,8 @@ fn decode_value<T: Decode>(record: &Record) -> Result<T, ListenerError> {
 
 /// Payload types: the value, decoded.
 impl<T: Decode> FromRecord for T {
+    const READS_HEADERS: bool = false;
+
     fn from_record(record: &Record, _ctx: &ListenerContext) -> Result<Self, ListenerError> {
         decode_value(record)
     }
@@ -62,6 +72,8 @@ impl FromRecord for Record {
 pub struct Key<K>(pub K);
 
 impl<K: Decode> FromRecord for Key<K> {
+    const READS_HEADERS: bool = false;
+
     fn from_record(record: &Record, _ctx: &ListenerContext) -> Result<Self, ListenerError> {
         K::decode_shared(record.key_part(), RecordPart::Key)
             .map(Key)
@@ -95,6 +107,8 @@ pub struct Meta {
 }
 
 impl FromRecord for Meta {
+    const READS_HEADERS: bool = false;
+
     fn from_record(record: &Record, ctx: &ListenerContext) -> Result<Self, ListenerError> {
         Ok(Meta {
             topic: record.topic().to_string(),
@@ -115,12 +129,16 @@ fn ack_from(ctx: &ListenerContext) -> Result<Ack, ListenerError> {
 }
 
 impl FromRecord for Ack {
+    const READS_HEADERS: bool = false;
+
     fn from_record(_record: &Record, ctx: &ListenerContext) -> Result<Self, ListenerError> {
         ack_from(ctx)
     }
 }
 
 impl FromBatch for Ack {
+    const READS_HEADERS: bool = false;
+
     fn from_batch(_records: &[Record], ctx: &ListenerContext) -> Result<Self, ListenerError> {
         ack_from(ctx)
     }
@@ -143,12 +161,16 @@ fn state_from<T: Clone + Send + Sync + 'static>(ctx: &ListenerContext) -> Result
 }
 
 impl<T: Clone + Send + Sync + 'static> FromRecord for State<T> {
+    const READS_HEADERS: bool = false;
+
     fn from_record(_record: &Record, ctx: &ListenerContext) -> Result<Self, ListenerError> {
         state_from(ctx)
     }
 }
 
 impl<T: Clone + Send + Sync + 'static> FromBatch for State<T> {
+    const READS_HEADERS: bool = false;
+
     fn from_batch(_records: &[Record], ctx: &ListenerContext) -> Result<Self, ListenerError> {
         state_from(ctx)
     }
@@ -164,12 +186,16 @@ fn template_from<K: Encode, V: Encode>(ctx: &ListenerContext) -> Result<KafkaTem
 
 /// A template on the listener's cluster, sharing its producer.
 impl<K: Encode, V: Encode> FromRecord for KafkaTemplate<K, V> {
+    const READS_HEADERS: bool = false;
+
     fn from_record(_record: &Record, ctx: &ListenerContext) -> Result<Self, ListenerError> {
         template_from(ctx)
     }
 }
 
 impl<K: Encode, V: Encode> FromBatch for KafkaTemplate<K, V> {
+    const READS_HEADERS: bool = false;
+
     fn from_batch(_records: &[Record], ctx: &ListenerContext) -> Result<Self, ListenerError> {
         template_from(ctx)
     }
@@ -177,6 +203,8 @@ impl<K: Encode, V: Encode> FromBatch for KafkaTemplate<K, V> {
 
 /// The values of a batch, decoded (`Vec<Json<T>>`, `Vec<String>`, ...).
 impl<T: Decode> FromBatch for Vec<T> {
+    const READS_HEADERS: bool = false;
+
     fn from_batch(records: &[Record], _ctx: &ListenerContext) -> Result<Self, ListenerError> {
         records.iter().map(decode_value).collect()
     }

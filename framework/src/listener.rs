@@ -483,6 +483,7 @@ pub struct ListenerDefinition {
     pub(crate) uses_ack: bool,
     pub(crate) required_state: Vec<(TypeId, &'static str)>,
     pub(crate) retry_topic: Option<crate::retry_topic::RetryTopicConfiguration>,
+    pub(crate) reads_headers: bool,
     pub(crate) service: ListenerService,
 }
 
@@ -527,6 +528,7 @@ impl ListenerDefinition {
             uses_ack: false,
             required_state: Vec::new(),
             retry_topic: None,
+            reads_headers: true,
             service: ListenerService::new(service),
         }
     }
@@ -683,13 +685,41 @@ impl ListenerDefinition {
         self
     }
 
-    /// Wraps the service in a tower layer (timeout, rate limit, tracing, ...).
+    /// Whether the service reads records' headers (default `true`; `#[kafka_listener]` sets it from its arguments'
+    /// [`FromRecord::READS_HEADERS`](crate::FromRecord::READS_HEADERS)).
+    ///
+    /// librdkafka parses a record's headers when asked, allocating even for a record without any, so a container
+    /// whose listener reads none skips the lookup: with several consumers it is most of what separates a fast
+    /// listener from a bare rdkafka loop (see docs/benchmarks.md). It is skipped only when nothing else needs the headers either: no filter, a
+    /// [`DefaultErrorHandler`](crate::DefaultErrorHandler) whose recoverer reads none (the default logging one), no
+    /// `#[send_to]` (a reply honours the request's reply topic and correlation id), no retry topics, and
+    /// `kafka.listener.observation_enabled = false` (trace continuation reads `traceparent`). Records of such a
+    /// container have no headers: declare `false` only for a service that never looks at them.
+    ///
+    /// ```
+    /// use spate::{Delivery, ListenerDefinition, ListenerError, Outcome};
+    /// let def = ListenerDefinition::from_fn("count", |d: Delivery| async move {
+    ///     let _bytes = d.records().iter().map(|r| r.value().map_or(0, <[u8]>::len)).sum::<usize>();
+    ///     Ok::<_, ListenerError>(Outcome::done())
+    /// })
+    /// .topics(["events"])
+    /// .reads_headers(false);
+    /// # let _ = def;
+    /// ```
+    pub fn reads_headers(mut self, reads: bool) -> Self {
+        self.reads_headers = reads;
+        self
+    }
+
+    /// Wraps the service in a tower layer (timeout, rate limit, tracing, ...). A layer sees whole deliveries, so
+    /// the listener reads headers from then on ([`reads_headers`](Self::reads_headers)).
     pub fn layer<L>(mut self, layer: L) -> Self
     where
         L: Layer<ListenerService>,
         L::Service: Service<Delivery, Response = Outcome, Error = ListenerError> + Clone + Send + Sync + 'static,
         <L::Service as Service<Delivery>>::Future: Send + 'static,
     {
+        self.reads_headers = true;
         self.service = ListenerService::new(layer.layer(self.service));
         self
     }

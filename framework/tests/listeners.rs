@@ -645,3 +645,77 @@ async fn records_of_every_shape_come_out_of_the_shared_copy_buffers_intact() {
         assert_eq!(got, expected, "record at offset {}", expected.0);
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Header reads: a listener whose every part reads no headers skips librdkafka's header parse.
+
+/// An error handler that claims to read no headers and records whether each failed record had the `h` header the
+/// test sent: the witness of whether its container asked for headers.
+#[derive(Clone, Default)]
+struct HeadersOnFailure(Seen<(String, bool)>);
+
+impl spate::ErrorHandler for HeadersOnFailure {
+    fn handle<'a>(
+        &'a self,
+        records: &'a [Record],
+        _error: &'a ListenerError,
+        _attempt: u32,
+    ) -> BoxFuture<'a, spate::ErrorDecision> {
+        for r in records {
+            self.0.push((r.topic().to_string(), r.headers().get_str("h") == Some("v")));
+        }
+        Box::pin(std::future::ready(spate::ErrorDecision::Skip))
+    }
+
+    fn reads_headers(&self) -> bool {
+        false
+    }
+}
+
+#[kafka_listener(topics = "headers-unread", id = "headers-unread")]
+async fn fails_reading_bytes(_body: Bytes, State(_n): State<Arc<AtomicUsize>>) -> Result<(), std::io::Error> {
+    Err(std::io::Error::other("fails"))
+}
+
+#[kafka_listener(topics = "headers-read", id = "headers-read")]
+async fn fails_reading_headers(_body: Bytes, _headers: Headers) -> Result<(), std::io::Error> {
+    Err(std::io::Error::other("fails"))
+}
+
+/// Whether each failed record had its header, by topic, with `kafka.listener.observation_enabled` as given.
+async fn headers_seen_on_failure(observation: bool) -> Vec<(String, bool)> {
+    let broker = EmbeddedBroker::builder().topic("headers-unread", 1).topic("headers-read", 1).start().await.unwrap();
+    let seen = HeadersOnFailure::default();
+    let app = broker
+        .app()
+        .set("kafka.listener.observation_enabled", observation)
+        .state(Arc::new(AtomicUsize::new(0)))
+        .listener(fails_reading_bytes::definition().error_handler(seen.clone()))
+        .listener(fails_reading_headers::definition().error_handler(seen.clone()))
+        .start()
+        .await
+        .unwrap();
+    for topic in ["headers-unread", "headers-read"] {
+        let mut h = Headers::new();
+        h.insert("h", "v");
+        broker.produce_to(topic, 0, None, "x", h).await.unwrap();
+    }
+    let mut got = seen.0.wait_for(2, WAIT).await;
+    app.shutdown().await;
+    got.sort();
+    got
+}
+
+#[tokio::test]
+async fn a_listener_whose_arguments_and_error_handler_read_no_headers_skips_them_with_observation_off() {
+    common::init_tracing();
+    let got = headers_seen_on_failure(false).await;
+    assert_eq!(got, vec![("headers-read".to_string(), true), ("headers-unread".to_string(), false)]);
+}
+
+#[tokio::test]
+async fn with_listener_observation_on_every_record_keeps_its_headers() {
+    common::init_tracing();
+    let got = headers_seen_on_failure(true).await;
+    assert_eq!(got, vec![("headers-read".to_string(), true), ("headers-unread".to_string(), true)]);
+}

@@ -161,6 +161,39 @@ async fn trace_id_crosses_from_template_to_listener_and_on_through_a_second_list
     app.shutdown().await;
 }
 
+/// What a listener with observation off saw: the incoming `traceparent`, and whether a trace was current.
+#[derive(Clone, Default)]
+struct Unobserved(Seen<(Option<String>, bool)>);
+
+#[kafka_listener(topics = "trace-unobserved", group_id = "trace-unobserved")]
+async fn on_unobserved(_body: String, headers: Headers, State(seen): State<Unobserved>) {
+    seen.0.push((headers.get_str(TRACEPARENT).map(str::to_string), current_trace().is_some()));
+}
+
+#[tokio::test]
+async fn a_listener_handles_records_outside_any_trace_when_listener_observation_is_disabled() {
+    common::init_tracing();
+    let broker = EmbeddedBroker::builder().topic("trace-unobserved", 1).start().await.unwrap();
+    let seen = Unobserved::default();
+    let app = broker
+        .app()
+        .set("kafka.listener.observation_enabled", false)
+        .state(seen.clone())
+        .listener(on_unobserved::definition())
+        .start()
+        .await
+        .unwrap();
+    let template: Template = broker.template();
+    let root = TraceContext::new_root();
+    root.clone().scope(async { template.send("trace-unobserved", None, "traced".to_string()).await }).await.unwrap();
+    let got = seen.0.wait_for(1, WAIT).await;
+    app.shutdown().await;
+    let (incoming, traced) = got[0].clone();
+    let incoming = TraceContext::parse(incoming.as_deref().unwrap()).unwrap();
+    assert_eq!(incoming.trace_id(), root.trace_id(), "the record still carries its traceparent");
+    assert!(!traced, "but its handling is not part of any trace");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_carry_no_traceparent_when_template_observation_is_disabled() {
     let broker = EmbeddedBroker::builder().topic("trace-off", 1).start().await.unwrap();

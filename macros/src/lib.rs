@@ -278,6 +278,8 @@ fn expand_listener(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenS
     let mut state_types = Vec::new();
     let mut topic_checks = Vec::new();
     let mut uses_ack = false;
+    // Whether any argument reads headers, from each extractor's `READS_HEADERS` (a constant expression).
+    let mut header_reads = Vec::new();
     let topic_consts: Vec<&Expr> = match &a.topics {
         Some((_, ts)) => ts.iter().filter(|e| !matches!(e, Expr::Lit(_))).collect(),
         None => Vec::new(),
@@ -316,11 +318,18 @@ fn expand_listener(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenS
             }
         }
         let var = format_ident!("__spate_arg{}", i);
-        let extract = if batch {
-            quote_spanned! {ty.span()=> let #var = <#ty as ::spate::FromBatch>::from_batch(__records, __ctx)?; }
+        let (extract, reads) = if batch {
+            (
+                quote_spanned! {ty.span()=> let #var = <#ty as ::spate::FromBatch>::from_batch(__records, __ctx)?; },
+                quote_spanned! {ty.span()=> <#ty as ::spate::FromBatch>::READS_HEADERS },
+            )
         } else {
-            quote_spanned! {ty.span()=> let #var = <#ty as ::spate::FromRecord>::from_record(__record, __ctx)?; }
+            (
+                quote_spanned! {ty.span()=> let #var = <#ty as ::spate::FromRecord>::from_record(__record, __ctx)?; },
+                quote_spanned! {ty.span()=> <#ty as ::spate::FromRecord>::READS_HEADERS },
+            )
         };
+        header_reads.push(reads);
         extracts.push(extract);
         arg_names.push(var);
         for t in &topic_consts {
@@ -432,6 +441,7 @@ fn expand_listener(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenS
     for t in &state_types {
         calls.push(quote!(.requires_state::<#t>()));
     }
+    calls.push(quote!(.reads_headers(false #(|| #header_reads)*)));
     if let Some(at) = &retryable {
         calls.push(retryable_topic_call(at, a.batch, &sources)?);
     }

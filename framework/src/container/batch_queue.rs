@@ -94,7 +94,8 @@ unsafe impl Sync for BatchQueue {}
 
 impl BatchQueue {
     /// Creates the queue and makes it the target of `target` (the consumer's rebalance callback forwards to it).
-    pub(crate) fn new(consumer: Arc<Consumer_>, target: Arc<ForwardTarget>) -> Option<Self> {
+    /// Records get their headers when `read_headers` (see `ContainerSpec::read_headers`).
+    pub(crate) fn new(consumer: Arc<Consumer_>, target: Arc<ForwardTarget>, read_headers: bool) -> Option<Self> {
         let rk = consumer.client().native_ptr();
         // SAFETY: a live client; the queue is destroyed in `drop`, before the consumer reference is released.
         let queue = NonNull::new(unsafe { rd::rd_kafka_queue_new(rk) })?;
@@ -107,7 +108,7 @@ impl BatchQueue {
             queue,
             target,
             ready,
-            scratch: Mutex::new((Vec::new(), CopyCache::default())),
+            scratch: Mutex::new((Vec::new(), CopyCache::new(read_headers))),
             _consumer: consumer,
         })
     }

@@ -335,6 +335,11 @@ pub(crate) struct ContainerSpec {
     pub send_to: Option<String>,
     /// Retry-topic containers: how long until a record is due; the partition is held meanwhile.
     pub due_gate: Option<DueGate>,
+    /// Trace each record's handling, continuing its `traceparent` (`kafka.listener.observation_enabled`); off, the
+    /// handling has no trace context.
+    pub observation: bool,
+    /// Ask librdkafka for each record's headers (false: something proved that nothing reads them).
+    pub read_headers: bool,
 }
 
 /// How long until a record is due (`None`: now).
@@ -474,7 +479,7 @@ impl ListenerContainer {
         for index in 0..spec.concurrency {
             let state = Arc::new(ConsumerState::new(index, self.inner.shared.clone()));
             let consumer = self.create_consumer(index, state.clone())?;
-            let queue = batch_queue::BatchQueue::new(consumer.clone(), state.forward.clone());
+            let queue = batch_queue::BatchQueue::new(consumer.clone(), state.forward.clone(), spec.read_headers);
             consumers.push((index, state, consumer, queue));
         }
         // Subscribe only once every consumer exists, so a configuration error leaves nothing half-started.

@@ -880,7 +880,11 @@ impl Worker {
             consumer: self.consumer.consumer.as_ref().map(Arc::downgrade).unwrap_or_default(),
             stop: handler_stop,
             stopped_at_start,
-            observe: crate::observability::ListenerObserver::new(spec.listener_id.clone(), spec.group_id.clone()),
+            observe: crate::observability::ListenerObserver::new(
+                spec.listener_id.clone(),
+                spec.group_id.clone(),
+                spec.observation,
+            ),
             txn,
         });
         let lanes = (spec.ordering == Ordering::Key && !spec.batch)
@@ -893,7 +897,7 @@ impl Worker {
             .map(|c| crate::observability::LagSampler::start(spec.listener_id.clone(), Arc::downgrade(c)));
         let mut stream = self.consumer.stream();
         let mut buffer: Vec<Record> = Vec::with_capacity(spec.max_poll_records);
-        let mut copy_cache = CopyCache::default();
+        let mut copy_cache = CopyCache::new(spec.read_headers);
         let mut generation = self.state.generation.load(AtomicOrdering::Acquire);
         let mut last_commit = Instant::now();
         let mut since_commit = 0usize;

@@ -53,6 +53,14 @@ pub trait ErrorHandler: Send + Sync + 'static {
         error: &'a ListenerError,
         attempt: u32,
     ) -> BoxFuture<'a, ErrorDecision>;
+
+    /// Whether handling a failure reads the records' headers (dead-letter publishing copies them). `false` lets a
+    /// listener that reads no headers skip their parse (see
+    /// [`ListenerDefinition::reads_headers`](crate::ListenerDefinition::reads_headers)); the default, `true`, is
+    /// always safe.
+    fn reads_headers(&self) -> bool {
+        true
+    }
 }
 
 /// The listener whose failure is being handled, for recoverers (Spring keeps the group id in a thread local; here
@@ -198,6 +206,10 @@ impl DefaultErrorHandler {
 }
 
 impl ErrorHandler for DefaultErrorHandler {
+    fn reads_headers(&self) -> bool {
+        self.recoverer.reads_headers()
+    }
+
     fn handle<'a>(
         &'a self,
         records: &'a [Record],

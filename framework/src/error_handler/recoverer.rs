@@ -25,6 +25,12 @@ pub trait ConsumerRecordRecoverer: Send + Sync + 'static {
     /// if it fails again, recovers again — the record is never silently lost, and its offset is not committed
     /// meanwhile.
     fn recover<'a>(&'a self, record: &'a Record, error: &'a ListenerError) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Whether recovering reads the record's headers (as [`ErrorHandler::reads_headers`](super::ErrorHandler::reads_headers)); the
+    /// default, `true`, is always safe.
+    fn reads_headers(&self) -> bool {
+        true
+    }
 }
 
 /// Logs the failed record at ERROR with its coordinates, then skips it.
@@ -32,6 +38,10 @@ pub trait ConsumerRecordRecoverer: Send + Sync + 'static {
 pub struct LoggingRecoverer;
 
 impl ConsumerRecordRecoverer for LoggingRecoverer {
+    fn reads_headers(&self) -> bool {
+        false
+    }
+
     fn recover<'a>(&'a self, record: &'a Record, error: &'a ListenerError) -> BoxFuture<'a, Result<(), BoxError>> {
         tracing::error!(
             topic = record.topic(),

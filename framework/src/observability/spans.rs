@@ -22,13 +22,17 @@ pub(crate) struct ListenerObserver {
     listener_id: Arc<str>,
     group_id: Arc<str>,
     metrics: ListenerMetrics,
+    /// Continue records' traces from their `traceparent` (`kafka.listener.observation_enabled`).
+    continue_traces: bool,
 }
 
 /// The span and trace context of one record or batch, made current around its handling.
 #[must_use]
 pub(crate) struct HandlingScope {
     span: Span,
-    trace: HandlingTrace,
+    /// `None` with listener observation off: the handling has no trace context (`current_trace()` is `None`, and
+    /// a send starts a trace of its own).
+    trace: Option<HandlingTrace>,
     // Per-record spans of a batch: open as long as the batch is handled.
     children: Vec<Span>,
 }
@@ -38,7 +42,10 @@ impl HandlingScope {
     /// handler polled once outside any future of the container's.
     pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         let _entered = self.span.enter();
-        self.trace.in_scope(f)
+        match &self.trace {
+            Some(trace) => trace.in_scope(f),
+            None => f(),
+        }
     }
 
     /// Runs `fut` inside the span with the context current.
@@ -52,16 +59,25 @@ impl HandlingScope {
             drop(children);
             out
         });
-        trace.scope(inside)
+        match trace {
+            Some(trace) => futures::future::Either::Left(trace.scope(inside)),
+            None => futures::future::Either::Right(inside),
+        }
     }
 }
 
 impl ListenerObserver {
-    pub(crate) fn new(listener_id: Arc<str>, group_id: Arc<str>) -> Self {
-        ListenerObserver { metrics: ListenerMetrics::new(listener_id.clone()), listener_id, group_id }
+    pub(crate) fn new(listener_id: Arc<str>, group_id: Arc<str>, continue_traces: bool) -> Self {
+        ListenerObserver { metrics: ListenerMetrics::new(listener_id.clone()), listener_id, group_id, continue_traces }
     }
 
-    fn record_span(&self, record: &Record, trace: &HandlingTrace, parent: Option<&Span>) -> Span {
+    /// The handling trace of one record: a child of its `traceparent`, or a new trace without a valid one; none
+    /// with observation off.
+    fn trace_of(&self, record: &Record) -> Option<HandlingTrace> {
+        self.continue_traces.then(|| HandlingTrace::for_headers(record.headers()))
+    }
+
+    fn record_span(&self, record: &Record, trace: Option<&HandlingTrace>, parent: Option<&Span>) -> Span {
         let span = match parent {
             None => tracing::info_span!(
                 "spate.listener.record",
@@ -86,7 +102,7 @@ impl ListenerObserver {
             ),
         };
         // Drawing and formatting ids costs only when a subscriber wants the span.
-        if !span.is_disabled() {
+        if let (false, Some(trace)) = (span.is_disabled(), trace) {
             let context = trace.get();
             span.record("trace_id", display(context.trace_id()));
             span.record("span_id", display(context.span_id()));
@@ -96,15 +112,16 @@ impl ListenerObserver {
 
     /// The scope of one record: a child of its `traceparent` (or a new trace).
     pub(crate) fn record_scope(&self, record: &Record) -> HandlingScope {
-        let trace = HandlingTrace::for_headers(record.headers());
-        let span = self.record_span(record, &trace, None);
+        let trace = self.trace_of(record);
+        let span = self.record_span(record, trace.as_ref(), None);
         HandlingScope { span, trace, children: Vec::new() }
     }
 
     /// The scope of a batch: a new trace for the batch span (a batch has no single parent, as in OpenTelemetry's
-    /// batch processing), with one child span per record carrying that record's own trace id.
+    /// batch processing), with one child span per record carrying that record's own trace id; no trace with
+    /// observation off.
     pub(crate) fn batch_scope(&self, records: &[Record]) -> HandlingScope {
-        let trace = HandlingTrace::new_root();
+        let trace = self.continue_traces.then(HandlingTrace::new_root);
         let span = tracing::info_span!(
             "spate.listener.batch",
             listener_id = &*self.listener_id,
@@ -115,15 +132,17 @@ impl ListenerObserver {
         );
         let mut children = Vec::new();
         if !span.is_disabled() {
-            let context = trace.get();
-            span.record("trace_id", display(context.trace_id()));
-            span.record("span_id", display(context.span_id()));
+            if let Some(trace) = &trace {
+                let context = trace.get();
+                span.record("trace_id", display(context.trace_id()));
+                span.record("span_id", display(context.span_id()));
+            }
             children.reserve(records.len());
             for r in records {
-                let record_trace = HandlingTrace::for_headers(r.headers());
-                children.push(self.record_span(r, &record_trace, Some(&span)));
+                let record_trace = self.trace_of(r);
+                children.push(self.record_span(r, record_trace.as_ref(), Some(&span)));
             }
-        } else {
+        } else if self.continue_traces {
             // Still count invalid headers, as for record listeners.
             for r in records {
                 let _ = HandlingTrace::for_headers(r.headers());

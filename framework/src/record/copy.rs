@@ -103,6 +103,10 @@ struct RawHeaders<'a> {
     _message: PhantomData<&'a ()>,
 }
 
+impl RawHeaders<'_> {
+    const NONE: Self = RawHeaders { list: std::ptr::null(), index: 0, _message: PhantomData };
+}
+
 impl<'a> Iterator for RawHeaders<'a> {
     type Item = (Cow<'a, [u8]>, Option<&'a [u8]>);
 
@@ -139,6 +143,9 @@ pub(crate) struct CopyCache {
     buffers: Arc<BufferPool>,
     /// Scratch: the header entries of each record of the chunk being filled.
     header_ranges: Vec<(usize, usize)>,
+    /// Records get no headers: their listener proved it reads none (`ListenerDefinition::reads_headers`), and
+    /// librdkafka's parse, which allocates even for a record without headers, is skipped.
+    skip_headers: bool,
 }
 
 /// Shared buffers given back when their last record is dropped. Freeing a 64 KiB block makes glibc's allocator
@@ -193,6 +200,11 @@ impl Drop for PooledBuffer {
 }
 
 impl CopyCache {
+    /// A cache for a consumer whose records get their headers (`read_headers`) or none.
+    pub(crate) fn new(read_headers: bool) -> Self {
+        CopyCache { skip_headers: !read_headers, ..CopyCache::default() }
+    }
+
     /// The topic of `m`, as the `Arc` its records share.
     fn topic(&mut self, m: RawMessage<'_>) -> &Arc<str> {
         let handle = m.0.rkt as usize;
@@ -266,7 +278,7 @@ impl<'c> Copier<'c> {
 
     /// Copies one message; nothing of it is read afterwards.
     pub(crate) fn push(&mut self, m: RawMessage<'_>) {
-        let h = m.headers();
+        let h = if self.cache.skip_headers { RawHeaders::NONE } else { m.headers() };
         let n = message_bytes(m, h);
         self.remaining = self.remaining.saturating_sub(body_len(m));
         let topic = self.cache.topic(m);
