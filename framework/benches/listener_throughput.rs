@@ -1,7 +1,7 @@
 //! Records/s through a `#[kafka_listener]` (concurrency 1 and 4) against a bare rdkafka `StreamConsumer` loop on the
 //! same topic, both against the bundled broker in-process (on a runtime of its own). Run:
 //! `cargo bench -p spate --bench listener_throughput` (`BENCH_RECORDS`, `BENCH_ROUNDS` to change the size;
-//! `BENCH_ONLY=listener|bare`, `BENCH_CONCURRENCY=1` and `BENCH_TOPIC=bench|bench-traced` to run one side for
+//! `BENCH_ONLY=listener|unobserved|bare`, `BENCH_CONCURRENCY=1` and `BENCH_TOPIC=bench|bench-traced` to run one side for
 //! profiling; `BENCH_VERBOSE=1` prints every run). Time and the process's CPU time are measured from the first
 //! record received to the last, so group joins are not counted. Figures and analysis: docs/benchmarks.md.
 
@@ -105,12 +105,22 @@ async fn bench_listener(value: Bytes, State(c): State<Counter>) {
     c.record(value.len());
 }
 
-async fn framework_run(broker: &EmbeddedBroker, topic: &str, concurrency: usize, target: u64, round: usize) -> Run {
+/// One run of the listener; `observation`: `kafka.listener.observation_enabled` (off, this listener reads no
+/// headers at all, so its container skips them).
+async fn framework_run(
+    broker: &EmbeddedBroker,
+    topic: &str,
+    concurrency: usize,
+    target: u64,
+    round: usize,
+    observation: bool,
+) -> Run {
     let counter = Counter::new(target);
     let app = broker
         .app()
+        .set("kafka.listener.observation_enabled", observation)
         .set("bench.topic", topic)
-        .set("bench.group", format!("fw-{topic}-{concurrency}-{round}"))
+        .set("bench.group", format!("fw-{topic}-{concurrency}-{round}-{observation}"))
         .set("bench.concurrency", concurrency)
         .state(counter.clone())
         .listener(bench_listener::definition())
@@ -266,7 +276,8 @@ async fn run(broker: &EmbeddedBroker) {
         "| consumer | records | concurrency | records/s | CPU µs/record | listener vs bare (ignoring headers / reading traceparent) |"
     );
     println!("| --- | --- | --- | --- | --- | --- |");
-    // BENCH_ONLY=listener|bare runs one side (for profiling); BENCH_CONCURRENCY=1 one concurrency;
+    // BENCH_ONLY=listener|unobserved|bare runs one side (for profiling; `unobserved`: only the listener with
+    // observation off); BENCH_CONCURRENCY=1 one concurrency;
     // BENCH_TOPIC=bench|bench-traced one kind of record.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let only_topic = std::env::var("BENCH_TOPIC").unwrap_or_default();
@@ -283,16 +294,23 @@ async fn run(broker: &EmbeddedBroker) {
         };
         for &concurrency in &concurrencies {
             let mut bare: Vec<Vec<Run>> = vec![Vec::new(); modes.len()];
-            let mut fw = Vec::new();
+            // The listener as configured by default (continuing traces), and with listener observation off.
+            let observations = [true, false];
+            let mut fw: Vec<Vec<Run>> = vec![Vec::new(); observations.len()];
             // Interleaved rounds, so drift (page cache, CPU frequency, other load) hits both alike.
             for round in 0..rounds {
-                if only != "listener" {
+                if only.is_empty() || only == "bare" {
                     for (i, &mode) in modes.iter().enumerate() {
                         bare[i].push(bare_run(broker, topic, concurrency, records, round, mode).await);
                     }
                 }
                 if only != "bare" {
-                    fw.push(framework_run(broker, topic, concurrency, records, round).await);
+                    for (i, &observation) in observations.iter().enumerate() {
+                        if only == "unobserved" && observation {
+                            continue;
+                        }
+                        fw[i].push(framework_run(broker, topic, concurrency, records, round, observation).await);
+                    }
                 }
             }
             let bare: Vec<Run> = bare.into_iter().filter(|v| !v.is_empty()).map(median).collect();
@@ -304,14 +322,19 @@ async fn run(broker: &EmbeddedBroker) {
                 let (rate, cpu) = (b.records_per_second, b.cpu_micros_per_record);
                 println!("| {name} | {kind} | {concurrency} | {rate:.0} | {cpu:.2} | |");
             }
-            if fw.is_empty() {
-                continue;
+            for (&observation, runs) in observations.iter().zip(fw) {
+                if runs.is_empty() {
+                    continue;
+                }
+                let f = median(runs);
+                let versus: Vec<String> = bare
+                    .iter()
+                    .map(|b| format!("{:.1}%", 100.0 * f.records_per_second / b.records_per_second))
+                    .collect();
+                let name = if observation { "#[kafka_listener]" } else { "#[kafka_listener], observation off" };
+                let (rate, cpu) = (f.records_per_second, f.cpu_micros_per_record);
+                println!("| {name} | {kind} | {concurrency} | {rate:.0} | {cpu:.2} | {} |", versus.join(" / "));
             }
-            let f = median(fw);
-            let versus: Vec<String> =
-                bare.iter().map(|b| format!("{:.1}%", 100.0 * f.records_per_second / b.records_per_second)).collect();
-            let (rate, cpu) = (f.records_per_second, f.cpu_micros_per_record);
-            println!("| #[kafka_listener] | {kind} | {concurrency} | {rate:.0} | {cpu:.2} | {} |", versus.join(" / "));
         }
     }
 }
