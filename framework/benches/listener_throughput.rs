@@ -1,8 +1,8 @@
 //! Records/s through a `#[kafka_listener]` (concurrency 1 and 4) against a bare rdkafka `StreamConsumer` loop on the
 //! same topic, both against the bundled broker in-process (on a runtime of its own). Run:
 //! `cargo bench -p spate --bench listener_throughput` (`BENCH_RECORDS`, `BENCH_ROUNDS` to change the size;
-//! `BENCH_ONLY=listener|unobserved|bare`, `BENCH_CONCURRENCY=1` and `BENCH_TOPIC=bench|bench-traced` to run one side for
-//! profiling; `BENCH_VERBOSE=1` prints every run). Time and the process's CPU time are measured from the first
+//! `BENCH_ONLY=listener|unobserved|bare`, `BENCH_CONCURRENCY=1` and `BENCH_TOPIC=bench|bench-traced` to run one
+//! side for profiling; `BENCH_VERBOSE=1` prints every run). Time and the process's CPU time are measured from the first
 //! record received to the last, so group joins are not counted. Figures and analysis: docs/benchmarks.md.
 
 #[global_allocator]

@@ -503,7 +503,8 @@ fn resolve(
 
 /// Whether a container asks librdkafka for its records' headers: unless nothing that sees its records reads them
 /// (see [`ListenerDefinition::reads_headers`]). A record whose headers were skipped cannot get them back, so
-/// anything unsure counts as reading them.
+/// anything unsure counts as reading them. Retry topics read them (forwarding, the due-time gate, DLT handlers),
+/// and their retry and DLT containers are copies of this one's spec.
 fn reads_headers(def: &ListenerDefinition, error_handler: &dyn ErrorHandler, observation: bool) -> bool {
     observation
         || def.reads_headers

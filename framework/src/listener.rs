@@ -690,10 +690,11 @@ impl ListenerDefinition {
     ///
     /// librdkafka parses a record's headers when asked, allocating even for a record without any, so a container
     /// whose listener reads none skips the lookup: with several consumers it is most of what separates a fast
-    /// listener from a bare rdkafka loop (see docs/benchmarks.md). It is skipped only when nothing else needs the headers either: no filter, a
-    /// [`DefaultErrorHandler`](crate::DefaultErrorHandler) whose recoverer reads none (the default logging one), no
-    /// `#[send_to]` (a reply honours the request's reply topic and correlation id), no retry topics, and
-    /// `kafka.listener.observation_enabled = false` (trace continuation reads `traceparent`). Records of such a
+    /// listener from a bare rdkafka loop (see docs/benchmarks.md). It is skipped only when nothing else needs the
+    /// headers either: no filter, a [`DefaultErrorHandler`](crate::DefaultErrorHandler) whose recoverer reads none
+    /// (the default logging one), no `#[send_to]` (a reply honours the request's reply topic and correlation id),
+    /// no retry topics, no layer, and `kafka.listener.observation_enabled = false` (trace continuation reads
+    /// `traceparent`). Records of such a
     /// container have no headers: declare `false` only for a service that never looks at them.
     ///
     /// ```

@@ -26,8 +26,8 @@ pub trait ConsumerRecordRecoverer: Send + Sync + 'static {
     /// meanwhile.
     fn recover<'a>(&'a self, record: &'a Record, error: &'a ListenerError) -> BoxFuture<'a, Result<(), BoxError>>;
 
-    /// Whether recovering reads the record's headers (as [`ErrorHandler::reads_headers`](super::ErrorHandler::reads_headers)); the
-    /// default, `true`, is always safe.
+    /// Whether recovering reads the record's headers (as
+    /// [`ErrorHandler::reads_headers`](super::ErrorHandler::reads_headers)); the default, `true`, is always safe.
     fn reads_headers(&self) -> bool {
         true
     }

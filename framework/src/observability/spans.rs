@@ -110,7 +110,7 @@ impl ListenerObserver {
         span
     }
 
-    /// The scope of one record: a child of its `traceparent` (or a new trace).
+    /// The scope of one record: a child of its `traceparent` (or a new trace); no trace with observation off.
     pub(crate) fn record_scope(&self, record: &Record) -> HandlingScope {
         let trace = self.trace_of(record);
         let span = self.record_span(record, trace.as_ref(), None);

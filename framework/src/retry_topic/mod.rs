@@ -62,9 +62,6 @@ pub(crate) async fn containers(
         group_id: main.group_id.clone(),
     });
     let mut out = Vec::new();
-    // The forwarder and the due-time gate read each record's retry headers, and a DLT handler may take them.
-    let mut main = main;
-    main.read_headers = true;
 
     // Retry topics at the same position in every chain share a container (same suffix, same delay).
     let levels = chains.first().map(|c| c.retry_topics().len()).unwrap_or(0);
@@ -106,6 +103,7 @@ pub(crate) async fn containers(
         out.push(dlt);
     }
 
+    let mut main = main;
     main.error_handler = forwarder;
     out.insert(0, main);
     Ok(out)
