@@ -99,6 +99,26 @@ fn bad_value_fails_naming_key_and_file() {
 }
 
 #[test]
+fn listener_observation_is_read_from_files_and_a_bad_value_names_the_key() {
+    let d = dir_with(&[("spate.toml", "[kafka.listener]\nobservation_enabled = false\n")]);
+    let c = ConfigLoader::new().without_env().dir(d.path()).load().unwrap();
+    assert!(!c.kafka().listener.observation_enabled);
+    assert!(
+        ConfigLoader::new()
+            .without_env()
+            .dir(tempfile::tempdir().unwrap().path())
+            .load()
+            .unwrap()
+            .kafka()
+            .listener
+            .observation_enabled
+    );
+    let d = dir_with(&[("spate.toml", "[kafka.listener]\nobservation_enabled = \"sometimes\"\n")]);
+    let msg = ConfigLoader::new().without_env().dir(d.path()).load().unwrap_err().to_string();
+    assert!(msg.contains("kafka.listener.observation_enabled") && msg.contains("spate.toml"), "{msg}");
+}
+
+#[test]
 fn environment_overrides_files_with_relaxed_names() {
     let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
     std::env::set_var("SPATE_KAFKA_CONSUMER_GROUP_ID", "from-env");
